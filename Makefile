@@ -1,0 +1,55 @@
+# medfound: two commands on a fresh machine (see README)
+#   make book   - install, fetch the offline data, run every chapter (PROFILE=cpu) and render the book
+#   make test   - install, then what CI runs: export/clean check, nbdev_test (smoke), pytest, smoke book
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+PROFILE ?= cpu
+CHAPTERS ?=
+export PATH := $(BIN):$(PATH)
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install data book run build test check-export nbtest pytest smoke-book clean
+
+$(VENV)/.installed: requirements.txt setup.py settings.ini
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+data: install
+	$(BIN)/medfound data fetch
+
+run: data
+	$(BIN)/medfound book run --profile $(PROFILE) $(if $(CHAPTERS),--chapters $(CHAPTERS))
+
+build: install
+	$(BIN)/medfound book build --profile $(PROFILE)
+
+# main job: every chapter under PROFILE, then the book (built even if a chapter failed; exit non-zero then)
+book: data
+	$(BIN)/medfound book all --profile $(PROFILE) $(if $(CHAPTERS),--chapters $(CHAPTERS))
+
+check-export: install
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	@if git rev-parse --git-dir >/dev/null 2>&1 && [ -n "$$(git status --porcelain -- medfound nbs)" ]; then \
+	  echo "nbdev_export/nbdev_clean changed files: the notebooks and medfound/ disagree"; git status --porcelain -- medfound nbs; exit 1; fi
+
+nbtest: data
+	timeout 900 $(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: data
+	$(BIN)/python -m pytest -q tests
+
+smoke-book: data
+	$(BIN)/medfound book all --profile smoke
+
+test: check-export nbtest pytest smoke-book
+
+clean:
+	rm -rf _runs book/_build book/chapters book/_toc.yml book/scorecard.md book/statistics.md
