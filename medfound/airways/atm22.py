@@ -15,7 +15,8 @@ from ..data import DataError, load_nifti
 
 # %% auto #0
 __all__ = ['largest_component', 'parse_tree', 'atm_metrics', 'leaf_branches', 'airway_tree', 'rasterize_tree', 'airway_phantom',
-           'find_atm_cases', 'load_atm_case', 'make_unet', 'make_loss', 'normalize_ct', 'CropDataset', 'predict_volume']
+           'find_atm_cases', 'load_atm_case', 'make_unet', 'tubed_skeleton', 'make_loss', 'normalize_ct', 'CropDataset',
+           'predict_volume']
 
 # %% ../../nbs/airways/atm22.ipynb #8cb3d212
 def largest_component(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:
@@ -197,42 +198,57 @@ def load_atm_case(img_path, lab_path) -> dict:
         raise DataError(f"{lab_path}: airway label should be binary, found values {vals[:10].tolist()}")
     return dict(ct=ct, label=lab.astype(np.uint8), spacing=sp, name=Path(img_path).name)
 
-# %% ../../nbs/airways/atm22.ipynb #c2576b94
+# %% ../../nbs/airways/atm22.ipynb #f4483eaf
 def make_unet(channels=(8, 16, 32, 64)) -> torch.nn.Module:
     "MONAI residual 3D U-Net, 1 input channel (normalised CT), 1 output logit."
     from monai.networks.nets import UNet
     return UNet(spatial_dims=3, in_channels=1, out_channels=1, channels=tuple(channels),
                 strides=(2,) * (len(channels) - 1), num_res_units=1)
 
-def make_loss(kind: str, cl_iter: int = 3, alpha: float = 0.5):
-    "`'dice'` or `'cldice'` (Dice + clDice): a function (logits, target) -> loss."
-    from monai.losses import DiceLoss, SoftclDiceLoss
-    dice = DiceLoss(sigmoid=True)
-    if kind == "dice": return dice
+def tubed_skeleton(label: np.ndarray) -> np.ndarray:
+    "Skeleton of a binary label dilated by one voxel (6-neighbourhood) and kept inside the label."
+    lab = np.asarray(label) > 0
+    sk = skeletonize(lab).astype(bool)
+    return ndimage.binary_dilation(sk, ndimage.generate_binary_structure(3, 1)) & lab
+
+def make_loss(kind: str, cl_iter: int = 3, alpha: float = 0.5, w_skel: float = 1.0):
+    """Loss on logits (B, 1, ...) and targets (B, 2, ...) = (airway label, tubed skeleton):
+    `'dicece'` (Dice + BCE), `'skelrecall'` (Dice + BCE + skeleton recall) or `'cldice'` (Dice/soft-clDice mix)."""
+    from monai.losses import DiceCELoss, DiceLoss, SoftclDiceLoss
+    if kind == "dicece":
+        dce = DiceCELoss(sigmoid=True)
+        return lambda logits, y: dce(logits, y[:, :1])
+    if kind == "skelrecall":
+        dce = DiceCELoss(sigmoid=True)
+        def loss(logits, y):
+            skel = y[:, 1:2]
+            recall = (torch.sigmoid(logits) * skel).sum() / skel.sum().clamp_min(1.0)
+            return dce(logits, y[:, :1]) + w_skel * (1 - recall)
+        return loss
     if kind == "cldice":
-        cl = SoftclDiceLoss(iter_=cl_iter, sigmoid=True)
-        return lambda logits, y: (1 - alpha) * dice(logits, y) + alpha * cl(logits, y)
-    raise ValueError(f"unknown loss {kind!r}: 'dice' or 'cldice'")
+        dice, cl = DiceLoss(sigmoid=True), SoftclDiceLoss(iter_=cl_iter, sigmoid=True)
+        return lambda logits, y: (1 - alpha) * dice(logits, y[:, :1]) + alpha * cl(logits, y[:, :1])
+    raise ValueError(f"unknown loss {kind!r}: 'dicece', 'skelrecall' or 'cldice'")
 
 def normalize_ct(hu: np.ndarray) -> np.ndarray:
     "HU window [-1000, 200] mapped to [0, 1]."
     return np.clip((np.asarray(hu, np.float32) + 1000.0) / 1200.0, 0, 1)
 
-# %% ../../nbs/airways/atm22.ipynb #ef2befed
+# %% ../../nbs/airways/atm22.ipynb #26545c81
 class CropDataset(torch.utils.data.Dataset):
-    "Random `crop`^3 patches (image, label) from lists of volumes; random draws use torch's global RNG."
+    "Random `crop`^3 patches (image (1, c, c, c), target (2, c, c, c) = label, tubed skeleton); draws use torch's global RNG."
     def __init__(self, images: list, labels: list, crop: int, fg_prob: float = 0.5):
         if len(images) != len(labels): raise ValueError("images and labels differ in number")
         for i, (a, b) in enumerate(zip(images, labels)):
             if a.shape != b.shape: raise ValueError(f"volume {i}: image {a.shape} and label {b.shape} differ")
             if min(a.shape) < crop: raise ValueError(f"volume {i} of shape {a.shape} is smaller than the crop {crop}")
         self.images = [torch.as_tensor(normalize_ct(a))[None] for a in images]
-        self.labels = [torch.as_tensor(np.asarray(b) > 0, dtype=torch.float32)[None] for b in labels]
-        self.fg = [torch.nonzero(l[0]) for l in self.labels]
+        self.targets = [torch.as_tensor(np.stack([np.asarray(b) > 0, tubed_skeleton(b)]), dtype=torch.float32) for b in labels]
+        self.fg = [torch.nonzero(t[0]) for t in self.targets]
         self.crop, self.fg_prob = crop, fg_prob
     def __len__(self): return len(self.images)
     def __getitem__(self, i):
-        img, lab, c = self.images[i], self.labels[i], self.crop
+        img, tgt, c = self.images[i], self.targets[i], self.crop
         shape = torch.tensor(img.shape[1:])
         if len(self.fg[i]) and torch.rand(()) < self.fg_prob:
             centre = self.fg[i][torch.randint(len(self.fg[i]), ())]
@@ -240,7 +256,7 @@ class CropDataset(torch.utils.data.Dataset):
         else:
             lo = (torch.rand(3) * (shape - c + 1)).long()
         sl = (slice(None),) + tuple(slice(int(a), int(a) + c) for a in lo)
-        return img[sl], lab[sl]
+        return img[sl], tgt[sl]
 
 def predict_volume(model: torch.nn.Module, ct_hu: np.ndarray, roi: int, device="cpu", sw_batch: int = 2) -> np.ndarray:
     "Sigmoid probability map of a whole volume by overlapping sliding windows."
