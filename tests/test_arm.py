@@ -1,0 +1,97 @@
+"Selective-scan equivalence (sequential / chunked / Triton interpreter), bad inputs, ARM causality."
+import os
+os.environ["TRITON_INTERPRET"] = "1"   # before anything imports triton: run the Triton kernel on the CPU
+
+import math
+import pytest
+import torch
+
+from medfound.vision.arm import (ARMEncoder, ARMPretrainer, MambaBlock, SCAN_IMPLS, block_causal_mask, cluster_order,
+                                 compare_scans, random_scan_inputs, scan_chunked, scan_sequential, scan_triton,
+                                 selective_scan)
+
+TOL = {torch.float32: 1e-5, torch.float64: 1e-10, torch.bfloat16: 1e-2}
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3, 2), (2, 17, 6, 5), (2, 100, 16, 16), (1, 300, 4, 8)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_chunked_matches_sequential(shape, dtype):
+    for chunk in (None, 3, 64):
+        d = compare_scans(lambda *a: scan_chunked(*a, chunk=chunk), scan_sequential, shape, dtype, seed=sum(shape))
+        assert d["y"] < TOL[dtype] and d["grad"] < TOL[dtype], (chunk, d)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2, 1), (2, 6, 5, 3), (1, 11, 33, 2)])   # tiny: the interpreter is slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_triton_interpreter_matches_both(shape, dtype):
+    for ref in (scan_sequential, scan_chunked):
+        d = compare_scans(scan_triton, ref, shape, dtype, seed=len(shape))
+        assert d["y"] < TOL[dtype] and d["grad"] < TOL[dtype], (ref.__name__, d)
+
+
+def test_triton_partial_grads_and_no_D():
+    u, dt, A, B, C, D = random_scan_inputs(2, 5, 4, 3, requires_grad=False)
+    u.requires_grad_(); C.requires_grad_()
+    y = scan_triton(u, dt, A, B, C, None); y.sum().backward()
+    u2, C2 = u.detach().requires_grad_(), C.detach().requires_grad_()
+    scan_sequential(u2, dt, A, B, C2, None).sum().backward()
+    assert torch.allclose(u.grad, u2.grad, atol=1e-5) and torch.allclose(C.grad, C2.grad, atol=1e-5)
+
+
+def test_closed_form_single_state():
+    # one channel, one state, constant decay 1/2: h_t = h_{t-1}/2 + x_t*log2
+    x = torch.tensor([[[1.0], [0.0], [2.0], [0.0]]])
+    args = (x, torch.full_like(x, math.log(2)), -torch.ones(1, 1), torch.ones(1, 4, 1), torch.ones(1, 4, 1))
+    l2 = math.log(2)
+    want = torch.tensor([l2, l2 / 2, l2 / 4 + 2 * l2, l2 / 8 + l2])
+    for impl in SCAN_IMPLS:
+        assert torch.allclose(selective_scan(*args, impl=impl).flatten(), want, atol=1e-6), impl
+
+
+def test_bad_inputs_are_clear():
+    u, dt, A, B, C, D = random_scan_inputs(1, 4, 3, 2, requires_grad=False)
+    with pytest.raises(ValueError, match="need u, delta"):
+        scan_chunked(u, dt, A, B[:, :3], C, D)
+    with pytest.raises(ValueError, match=r"A \(D, N\), got"):
+        scan_sequential(u, dt, A[0], B, C, D)
+    with pytest.raises(ValueError, match="unknown scan implementation"):
+        selective_scan(u, dt, A, B, C, D, impl="cuda")
+    with pytest.raises(ValueError, match="not divisible"):
+        cluster_order(5, 2)
+
+
+def test_mamba_block_causal_and_impls_agree():
+    torch.manual_seed(0)
+    blk = MambaBlock(8, d_state=4, scan_impl="sequential")
+    z = torch.randn(2, 9, 8, requires_grad=True)
+    blk(z)[:, 3].sum().backward()
+    assert z.grad[:, 4:].abs().max() == 0 and z.grad[:, :4].abs().max() > 0
+    ref = blk(z.detach())
+    for impl in ("chunked", "triton"):
+        blk.mixer.scan_impl = impl
+        assert torch.allclose(blk(z.detach()), ref, atol=1e-5), impl
+
+
+def test_block_causal_mask_rules():
+    n, cl = 16, 4
+    m, S = block_causal_mask(n, cl), n - cl
+    src, tgt = torch.arange(S) // cl, torch.arange(cl, n) // cl
+    for i in range(S):
+        for j in range(S):
+            assert m[S + i, j] == (src[j] < tgt[i])
+            assert m[S + i, S + j] == (tgt[j] == tgt[i])
+            assert m[i, j] == (src[j] <= src[i]) and not m[i, S + j]
+
+
+def test_arm_does_not_peek():
+    torch.manual_seed(1)
+    enc = ARMEncoder(img_size=16, patch=4, dim=16, depth=1, d_state=4, order_cluster=2, scan_impl="chunked")
+    arm = ARMPretrainer(enc, cluster=2, dec_dim=16, dec_depth=1)
+    x = torch.randn(2, 1, 16, 16)
+    p = arm.predict(x)
+    x2 = x.clone(); x2[:, :, 8:, :8] += 3.0        # cluster 2 (bottom left) in cluster order
+    p2 = arm.predict(x2)
+    assert torch.allclose(p2[:, :8], p[:, :8], atol=1e-5)      # predictions of clusters 1 and 2 unchanged
+    assert not torch.allclose(p2[:, 8:], p[:, 8:], atol=1e-3)  # cluster 3 sees cluster 2
+    with pytest.raises(ValueError, match="order"):
+        ARMPretrainer(ARMEncoder(img_size=16, patch=4, dim=16, depth=1, order_cluster=1), cluster=2)
