@@ -1,0 +1,71 @@
+"PGD and compute accounting of the AdvXL chapter."
+import pytest
+import torch
+import torch.nn as nn
+
+from medfound.vision.advxl import AnyResViT, pgd, robust_accuracy, step_flops, adv_loss
+
+
+class _Spy(nn.Module):
+    "Linear classifier that records the `training` flag seen by every forward call."
+    def __init__(self, n_in, n_out=10):
+        super().__init__(); self.lin = nn.Linear(n_in, n_out); self.modes = []
+    def forward(self, x):
+        self.modes.append(self.training); return self.lin(x.flatten(1))
+
+
+@pytest.mark.parametrize("eps,alpha,steps", [(0.03, 0.01, 1), (0.1, 0.05, 5), (0.3, 0.3, 2)])
+def test_pgd_projection_and_range(eps, alpha, steps):
+    torch.manual_seed(0)
+    m = _Spy(2 * 6 * 6)
+    x = torch.rand(16, 2, 6, 6); x[0] = 0; x[1] = 1                    # images at the pixel bounds
+    y = torch.randint(0, 10, (16,))
+    adv = pgd(m, x, y, eps, alpha, steps)
+    assert (adv - x).abs().max() <= eps + 1e-6
+    assert adv.min() >= 0 and adv.max() <= 1 and not adv.requires_grad
+
+
+def test_attack_runs_in_eval_mode_and_restores_training():
+    m = _Spy(16).train()
+    pgd(m, torch.rand(4, 1, 4, 4), torch.zeros(4, dtype=torch.long), 0.1, 0.05, 3)
+    assert m.modes == [False] * 3 and m.training
+    m.eval(); pgd(m, torch.rand(4, 1, 4, 4), torch.zeros(4, dtype=torch.long), 0.1, 0.05, 1)
+    assert not m.training
+
+
+def test_attack_does_not_touch_parameter_grads():
+    m = _Spy(16)
+    pgd(m, torch.rand(4, 1, 4, 4), torch.zeros(4, dtype=torch.long), 0.1, 0.05, 2)
+    assert all(p.grad is None for p in m.parameters())
+
+
+def test_pgd_beats_random_noise_on_a_linear_model():
+    torch.manual_seed(1)
+    m = _Spy(64)
+    x = torch.rand(200, 1, 8, 8)
+    with torch.no_grad(): y = m(x).argmax(-1)
+    r = robust_accuracy(m, x, y, eps=0.05, steps=10)
+    noise = (x + 0.05 * torch.sign(torch.randn_like(x))).clamp(0, 1)
+    with torch.no_grad(): acc_noise = (m(noise).argmax(-1) == y).float().mean().item()
+    assert r["clean"] == 1.0 and r["pgd"] < acc_noise
+
+
+def test_flops_scale_with_tokens_and_attack_steps():
+    torch.manual_seed(2)
+    net = AnyResViT(32, 4, dim=16, depth=1, heads=2)
+    x, y = torch.rand(4, 1, 32, 32), torch.randint(0, 10, (4,))
+    f0 = step_flops(net, x, y, res=32, eps=0.1, alpha=0.1, steps=0)
+    f2 = step_flops(net, x, y, res=32, eps=0.1, alpha=0.1, steps=2)
+    assert f0 > 0 and f2 > 2 * f0
+    assert step_flops(net, x, y, res=16, eps=0.1, alpha=0.1, steps=0) < f0 / 3
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_bad_inputs():
+    net = AnyResViT(32, 4, dim=16, depth=1, heads=2)
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.rand(1, 1, 30, 30))
+    with pytest.raises(ValueError):
+        pgd(net, torch.rand(1, 1, 32, 32), torch.zeros(1, dtype=torch.long), -0.1, 0.1, 1)
+    loss = adv_loss(net, torch.rand(2, 1, 32, 32), torch.zeros(2, dtype=torch.long), res=16, eps=0.1, alpha=0.1, steps=1)
+    assert loss.ndim == 0 and torch.isfinite(loss)
