@@ -47,9 +47,10 @@ def show_slices(vol: np.ndarray, overlays: dict | None = None, point=None, mip: 
     if title: axes[0].figure.suptitle(title)
     return axes
 
-# %% ../nbs/core/04_viz.ipynb #cba80d6d
-def render_surface(masks: dict, spacing=(1.0, 1.0, 1.0), ax=None, title: str = "", elev=15, azim=-60, step: int = 1):
-    "3D surface of each binary mask in `masks` {name: array (z, y, x)}; returns the matplotlib 3D axis."
+# %% ../nbs/core/04_viz.ipynb #036e94d5
+def render_surface(masks: dict, spacing=(1.0, 1.0, 1.0), ax=None, title: str = "", elev=15, azim=-60, step: int = 1,
+                   z_down: bool = True):
+    "3D surface of each binary mask in `masks` {name: array (z, y, x)}; `z_down`: index 0 of z drawn at the top."
     from skimage.measure import marching_cubes
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
     if ax is None: ax = plt.figure(figsize=(5, 5)).add_subplot(projection="3d")
@@ -58,7 +59,8 @@ def render_surface(masks: dict, spacing=(1.0, 1.0, 1.0), ax=None, title: str = "
         m = np.pad(np.asarray(m) > 0, 1).astype(np.float32)
         if m.sum() == 0: continue
         verts, faces, _, _ = marching_cubes(m, 0.5, spacing=spacing, step_size=step)
-        verts = verts[:, ::-1]  # draw x, y, z
+        verts = verts[:, ::-1].copy()  # draw x, y, z
+        if z_down: verts[:, 2] *= -1   # slice 0 (head) on top, as a CT is viewed
         ax.add_collection3d(Poly3DCollection(verts[faces], alpha=0.5 if len(masks) > 1 else 0.9,
                             facecolor=OVERLAY_COLOURS[k % 6], edgecolor="none", label=name))
         lo, hi = np.minimum(lo, verts.min(0)), np.maximum(hi, verts.max(0))
