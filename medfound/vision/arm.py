@@ -342,12 +342,17 @@ class ARMPretrainer(nn.Module):
         "The pre-training loss: mean squared error on the next clusters' normalised pixels."
         return F.mse_loss(self.predict(x), self.targets(x)[:, self.cluster_len:])
 
-# %% ../../nbs/vision/arm.ipynb #f214f687
+# %% ../../nbs/vision/arm.ipynb #69d497d1
 def _peak_torch_alloc(fn) -> tuple[float, object]:
     "Run `fn()` under the torch profiler; return (peak bytes of live CPU allocations during the call, result)."
     from torch.profiler import profile as tprof, ProfilerActivity
-    with tprof(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out = fn()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)                      # silence the profiler's start/stop lines printed by C++ on stderr
+    try:
+        with tprof(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            out = fn()
+    finally:
+        os.dup2(saved, 2); os.close(saved); os.close(devnull)
     ev = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
     cur = peak = 0
     for _, nb in ev: cur += nb; peak = max(peak, cur)
