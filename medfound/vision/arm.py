@@ -19,7 +19,7 @@ except ImportError:  # the sequential and chunked scans still work
 # %% auto #0
 __all__ = ['SCAN_IMPLS', 'check_scan_args', 'scan_sequential', 'scan_chunked', 'random_scan_inputs', 'compare_scans',
            'triton_ready', 'scan_triton', 'selective_scan', 'MambaMixer', 'MambaBlock', 'cluster_order',
-           'block_causal_mask', 'ARMEncoder', 'ARMPretrainer', 'bench_scan']
+           'block_causal_mask', 'ARMEncoder', 'ARMPretrainer', 'scan_bytes', 'peak_bandwidth_gbps', 'bench_scan']
 
 # %% ../../nbs/vision/arm.ipynb #b4623d70
 def _compute_dtype(*ts) -> torch.dtype:
@@ -342,7 +342,7 @@ class ARMPretrainer(nn.Module):
         "The pre-training loss: mean squared error on the next clusters' normalised pixels."
         return F.mse_loss(self.predict(x), self.targets(x)[:, self.cluster_len:])
 
-# %% ../../nbs/vision/arm.ipynb #69d497d1
+# %% ../../nbs/vision/arm.ipynb #ec85c801
 def _peak_torch_alloc(fn) -> tuple[float, object]:
     "Run `fn()` under the torch profiler; return (peak bytes of live CPU allocations during the call, result)."
     from torch.profiler import profile as tprof, ProfilerActivity
@@ -358,6 +358,17 @@ def _peak_torch_alloc(fn) -> tuple[float, object]:
     for _, nb in ev: cur += nb; peak = max(peak, cur)
     return float(peak), out
 
+def scan_bytes(batch: int, L: int, D: int, N: int, itemsize: int = 4) -> int:
+    "Bytes a forward scan must move at least: read u, delta (B,L,D), B, C (B,L,N), A (D,N), D (D); write y (B,L,D)."
+    return itemsize * (3 * batch * L * D + 2 * batch * L * N + D * N + D)
+
+def peak_bandwidth_gbps(device=0) -> float | None:
+    "Theoretical memory bandwidth of a CUDA device from its memory clock and bus width (double data rate), or None."
+    if not torch.cuda.is_available(): return None
+    p = torch.cuda.get_device_properties(device)
+    clock_khz, bus_bits = getattr(p, "memory_clock_rate", None), getattr(p, "memory_bus_width", None)
+    return 2 * clock_khz * 1e3 * bus_bits / 8 / 1e9 if clock_khz and bus_bits else None
+
 def bench_scan(impl: str, L: int, batch: int = 1, D: int = 32, N: int = 16, backward: bool = True, reps: int = 2,
                device: str = "cpu") -> dict:
     "Best-of-`reps` seconds (forward, forward+backward) and peak torch memory (MiB) of one selective-scan call."
@@ -372,6 +383,11 @@ def bench_scan(impl: str, L: int, batch: int = 1, D: int = 32, N: int = 16, back
         for t in ins: t.grad = None
         t0 = time.perf_counter(); t1 = run(); fwd, tot = min(fwd, t1 - t0), min(tot, time.perf_counter() - t0)
     for t in ins: t.grad = None
-    peak, _ = _peak_torch_alloc(run) if torch.device(device).type == "cpu" else (float("nan"), None)
+    if torch.device(device).type == "cpu": peak, _ = _peak_torch_alloc(run)
+    else:
+        torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated(); run()
+        peak = torch.cuda.max_memory_allocated() - base
+    gbps = scan_bytes(batch, L, D, N) / fwd / 1e9                          # effective forward bandwidth
+    bw = peak_bandwidth_gbps() if torch.device(device).type == "cuda" else None
     return dict(impl=impl, L=L, batch=batch, D=D, N=N, fwd_s=fwd, fwd_bwd_s=tot if backward else None,
-                peak_mib=peak / 2**20, device=device)
+                peak_mib=peak / 2**20, fwd_gbps=gbps, bw_fraction=gbps / bw if bw else None, device=device)
