@@ -198,7 +198,7 @@ def load_atm_case(img_path, lab_path) -> dict:
         raise DataError(f"{lab_path}: airway label should be binary, found values {vals[:10].tolist()}")
     return dict(ct=ct, label=lab.astype(np.uint8), spacing=sp, name=Path(img_path).name)
 
-# %% ../../nbs/airways/atm22.ipynb #f4483eaf
+# %% ../../nbs/airways/atm22.ipynb #46a6337d
 def make_unet(channels=(8, 16, 32, 64)) -> torch.nn.Module:
     "MONAI residual 3D U-Net, 1 input channel (normalised CT), 1 output logit."
     from monai.networks.nets import UNet
@@ -213,22 +213,21 @@ def tubed_skeleton(label: np.ndarray) -> np.ndarray:
 
 def make_loss(kind: str, cl_iter: int = 3, alpha: float = 0.5, w_skel: float = 1.0):
     """Loss on logits (B, 1, ...) and targets (B, 2, ...) = (airway label, tubed skeleton):
-    `'dicece'` (Dice + BCE), `'skelrecall'` (Dice + BCE + skeleton recall) or `'cldice'` (Dice/soft-clDice mix)."""
-    from monai.losses import DiceCELoss, DiceLoss, SoftclDiceLoss
-    if kind == "dicece":
-        dce = DiceCELoss(sigmoid=True)
-        return lambda logits, y: dce(logits, y[:, :1])
+    `'dice'`, `'dicece'` (Dice + BCE), `'skelrecall'` (Dice + BCE + skeleton recall) or `'cldice'` (Dice/soft-clDice mix)."""
+    from monai.losses import DiceLoss, DiceCELoss, SoftclDiceLoss
+    dice, dice_ce = DiceLoss(sigmoid=True), DiceCELoss(sigmoid=True)
+    if kind == "dice": return lambda logits, y: dice(logits, y[:, :1])
+    if kind == "dicece": return lambda logits, y: dice_ce(logits, y[:, :1])
     if kind == "skelrecall":
-        dce = DiceCELoss(sigmoid=True)
         def loss(logits, y):
             skel = y[:, 1:2]
             recall = (torch.sigmoid(logits) * skel).sum() / skel.sum().clamp_min(1.0)
-            return dce(logits, y[:, :1]) + w_skel * (1 - recall)
+            return dice_ce(logits, y[:, :1]) + w_skel * (1 - recall)
         return loss
     if kind == "cldice":
-        dice, cl = DiceLoss(sigmoid=True), SoftclDiceLoss(iter_=cl_iter, sigmoid=True)
+        cl = SoftclDiceLoss(iter_=cl_iter, sigmoid=True)
         return lambda logits, y: (1 - alpha) * dice(logits, y[:, :1]) + alpha * cl(logits, y[:, :1])
-    raise ValueError(f"unknown loss {kind!r}: 'dicece', 'skelrecall' or 'cldice'")
+    raise ValueError(f"unknown loss {kind!r}: 'dice', 'dicece', 'skelrecall' or 'cldice'")
 
 def normalize_ct(hu: np.ndarray) -> np.ndarray:
     "HU window [-1000, 200] mapped to [0, 1]."
