@@ -116,7 +116,7 @@ def wordnet_texts(path: Path) -> tuple[list[str], list[str]]:
         if d: gloss.append(d[0].upper() + d[1:] + ".")
     return gloss, examples
 
-# %% ../../nbs/systems/antlm.ipynb #c89894bd
+# %% ../../nbs/systems/antlm.ipynb #9ef9d82d
 _PUNCT = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2014": " - ",
                         "\u2013": " - ", "_": " "})
 _SENT = re.compile(r'(?<=[.!?])["\')\]]*\s+(?=["\'(]?[A-Z])')
@@ -170,7 +170,7 @@ def build_corpus(dev_frac_byte: int = 5, cache: bool = True) -> dict:
         tmp = cpath.with_suffix(".tmp"); tmp.write_text(json.dumps(out)); tmp.rename(cpath)
     return dict(out, hsk=hsk)
 
-# %% ../../nbs/systems/antlm.ipynb #17f2f8c9
+# %% ../../nbs/systems/antlm.ipynb #ace1d7a0
 SPECIALS = ["[PAD]", "[BOS]", "[EOS]", "[MASK]", "[UNK]"]
 PAD, BOS, EOS, MASK, UNK = range(5)
 
@@ -200,7 +200,7 @@ def pack(tok, texts: list[str], seq_len: int) -> torch.Tensor:
     x = torch.tensor(stream[:n * (seq_len - 1)]).view(n, seq_len - 1)
     return torch.cat([torch.full((n, 1), BOS), x], 1)
 
-# %% ../../nbs/systems/antlm.ipynb #2c51c547
+# %% ../../nbs/systems/antlm.ipynb #681790a7
 NOUNS = [  # (singular, plural, gender)
     ("man", "men", "m"), ("woman", "women", "f"), ("king", "kings", "m"), ("queen", "queens", "f"),
     ("brother", "brothers", "m"), ("sister", "sisters", "f"), ("son", "sons", "m"), ("daughter", "daughters", "f"),
@@ -273,13 +273,19 @@ class Grammar:
         refl = "himself" if g == "m" else "herself"
         subj, good, bad = (n[1], "themselves", refl) if pl else (n[0], refl, "themselves")
         return f"the {subj} {t} {good} .", f"the {subj} {t} {bad} ."
-    def wh_gap(self):
-        n, t, who = self._n(), self.r.choice(self.trans), self.r.choice(["he knows", "she knows", "we know", "i know"])
-        return f"{who} what the {n[0]} {t} .", f"{who} that the {n[0]} {t} ."
-    def wh_no_gap(self):
+    def filler_gap(self):
+        "Half the items: a gap needs 'what'; the other half: no gap needs 'that' (so word frequency cannot decide)."
         n, t, o = self._n(), self.r.choice(self.trans), self.r.choice(self.objs)
         who = self.r.choice(["he knows", "she knows", "we know", "i know"])
+        if self.r.random() < .5: return f"{who} what the {n[0]} {t} .", f"{who} that the {n[0]} {t} ."
         return f"{who} that the {n[0]} {t} the {o} .", f"{who} what the {n[0]} {t} the {o} ."
+    def subj_aux_there(self):
+        "Existential 'there' agrees with the noun after the verb."
+        n, pl = self._n(), self.r.random() < .5
+        v_s, v_p = self.r.choice([("is", "are"), ("was", "were")])
+        adv = self.r.choice(["here", "outside", "in the house", "at the door"])
+        subj, good, bad = (f"some {n[1]}", v_p, v_s) if pl else (f"a {n[0]}", v_s, v_p)
+        return f"there {good} {subj} {adv} .", f"there {bad} {subj} {adv} ."
     def npi_ever(self):
         n, (pp, _), o = self._n(), self.r.choice(self.parts), self.r.choice(self.objs)
         return f"no {n[0]} has ever {pp} the {o} .", f"the {n[0]} has ever {pp} the {o} ."
@@ -287,8 +293,8 @@ class Grammar:
         n, (pp, past), o = self._n(), self.r.choice(self.parts), self.r.choice(self.objs)
         return f"the {n[0]} has {pp} the {o} .", f"the {n[0]} has {past} the {o} ."
 
-    PHENOMENA = ["sv_simple", "sv_pp_attractor", "sv_rc_attractor", "det_noun", "det_adj_noun", "anaphor_gender",
-                 "anaphor_number", "wh_gap", "wh_no_gap", "npi_ever", "participle"]
+    PHENOMENA = ["sv_simple", "sv_pp_attractor", "sv_rc_attractor", "subj_aux_there", "det_noun", "det_adj_noun",
+                 "anaphor_gender", "anaphor_number", "filler_gap", "npi_ever", "participle"]
     def suite(self, n_items: int) -> dict[str, list[tuple[str, str]]]:
         "`n_items` distinct pairs per phenomenon."
         out = {}
@@ -300,7 +306,7 @@ class Grammar:
             out[ph] = items
         return out
 
-# %% ../../nbs/systems/antlm.ipynb #856b7e3d
+# %% ../../nbs/systems/antlm.ipynb #f0af4e83
 def additive_mask(padding_mask: torch.Tensor, causal: bool, dtype=torch.float32) -> torch.Tensor:
     "(B, L) bool, True = padding -> (B, 1, L, L) additive mask: 0 where query i may attend key j."
     B, L = padding_mask.shape
@@ -325,7 +331,7 @@ class BabyLlama(nn.Module):
         out = self.lm(input_ids=ids, attention_mask=additive_mask(padding_mask, causal, dtype), output_hidden_states=hidden)
         return out.hidden_states[-1] if hidden else out.logits
 
-# %% ../../nbs/systems/antlm.ipynb #d1e342b4
+# %% ../../nbs/systems/antlm.ipynb #7eb2c8fe
 def relative_buckets(L: int, n_buckets: int = 16, max_dist: int = 64) -> torch.Tensor:
     "(L, L) bucket of j - i in [0, n_buckets): exact for |j - i| < n_buckets/4, log-spaced beyond, clipped at `max_dist`."
     rel = torch.arange(L)[None, :] - torch.arange(L)[:, None]
@@ -388,10 +394,10 @@ class LTGBert(nn.Module):
         x = self.head_ln(x)
         return x if hidden else x @ self.emb.weight.T + self.bias
 
-# %% ../../nbs/systems/antlm.ipynb #4a1020ee
+# %% ../../nbs/systems/antlm.ipynb #6e772a1d
 @torch.no_grad()
 def dependence(model, ids: torch.Tensor, causal: bool, tol: float = 1e-5) -> torch.Tensor:
-    "(L, L) bool: D[i, j] = output i changes when input token j changes (i != j)."
+    "(L, L) bool: D[i, j] = output i changes when input token j changes."
     L = ids.shape[1]; base = model(ids, causal=causal)
     D = torch.zeros(L, L, dtype=torch.bool)
     for j in range(L):
@@ -399,7 +405,7 @@ def dependence(model, ids: torch.Tensor, causal: bool, tol: float = 1e-5) -> tor
         D[:, j] = (model(x, causal=causal) - base)[0].abs().amax(-1) > tol
     return D
 
-# %% ../../nbs/systems/antlm.ipynb #54e743bd
+# %% ../../nbs/systems/antlm.ipynb #7c7eed7b
 def clm_loss(model, ids, padding_mask=None):
     logits = model(ids, padding_mask, causal=True)
     tgt = ids[:, 1:] if padding_mask is None else ids[:, 1:].masked_fill(padding_mask[:, 1:], -100)
@@ -433,7 +439,7 @@ def mlm_loss(model, ids, vocab: int, span: bool = False):
     if model.shift: logits, tgt = logits[:, :-1], tgt[:, 1:]           # decoder: output i-1 predicts token i
     return F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=-100)
 
-# %% ../../nbs/systems/antlm.ipynb #0976b00e
+# %% ../../nbs/systems/antlm.ipynb #13f9ffa0
 def pad_batch(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     "Right-padded ids (B, L) and padding mask (True = padding)."
     L = max(map(len, seqs))
@@ -476,7 +482,7 @@ def minimal_pair_accuracy(model, enc_suite: dict, scoring: str) -> dict:
     acc["macro"] = float(np.mean(list(acc.values())))
     return acc
 
-# %% ../../nbs/systems/antlm.ipynb #cc53d716
+# %% ../../nbs/systems/antlm.ipynb #a48524eb
 def phase_schedule(epochs: int, arm: str, ratio=(1, 4, 1)) -> list[str]:
     if arm in ("clm", "mlm"): return [arm] * epochs
     if arm != "antlm": raise ValueError(f"unknown arm {arm!r}")
@@ -505,7 +511,7 @@ def train_arm(make_model, arm: str, train_seqs: torch.Tensor, *, epochs: int, ba
               on_step=on_step)
     return dict(model=out["model"], history=out["history"], curve=curve, phases=phases)
 
-# %% ../../nbs/systems/antlm.ipynb #b4f220da
+# %% ../../nbs/systems/antlm.ipynb #97133b8b
 PROBE_TOPICS = ["feelings", "school_work", "sports_leisure", "shopping", "transport", "health_body"]
 
 @torch.no_grad()
