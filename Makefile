@@ -40,6 +40,10 @@ check-export: install
 	@if git rev-parse --git-dir >/dev/null 2>&1 && [ -n "$$(git status --porcelain -- medfound nbs)" ]; then \
 	  echo "nbdev_export/nbdev_clean changed files: the notebooks and medfound/ disagree"; git status --porcelain -- medfound nbs; exit 1; fi
 
+# Tests run on machines without a GPU: Triton kernels go through its interpreter. Set for the whole
+# process so that a worker which imported triton for one notebook is already in interpreter mode for the next.
+nbtest pytest smoke-book: export TRITON_INTERPRET := 1
+
 nbtest: data
 	timeout 900 $(BIN)/nbdev_test --n_workers 2 --timing
 
