@@ -44,7 +44,7 @@ def select_chapters(names: list[str] | None = None, include_core: bool = True, r
     if missing: raise ValueError(f"no notebook yet for {missing}")
     return [by[n] for n in names]
 
-# %% ../nbs/core/05_runner.ipynb #2814259b
+# %% ../nbs/core/05_runner.ipynb #7f2b3cb4
 def run_chapters(profile: str, names: list[str] | None = None, out: Path | None = None,
                  cell_timeout: int = 1200, include_core: bool = True, log=print) -> dict:
     "Execute chapters under `profile`; return `{slug: stats}`. Failures are recorded, not raised."
@@ -62,7 +62,8 @@ def run_chapters(profile: str, names: list[str] | None = None, out: Path | None 
         err = None
         with open(out / f"{slug}.stderr.txt", "w") as se:
             try:
-                pm.execute_notebook(str(ch["notebook"]), str(out / f"{slug}.ipynb"), parameters=dict(profile=profile),
+                params = dict(profile=profile) if _has_parameters(ch["notebook"]) else {}
+                pm.execute_notebook(str(ch["notebook"]), str(out / f"{slug}.ipynb"), parameters=params,
                                     execution_timeout=cell_timeout, kernel_name="python3", progress_bar=False,
                                     stderr_file=se, cwd=str(ch["notebook"].parent))
             except Exception as e:
@@ -83,6 +84,11 @@ def run_chapters(profile: str, names: list[str] | None = None, out: Path | None 
     prev.update(stats)
     (out / "stats.json").write_text(json.dumps(prev, indent=1))
     return stats
+
+def _has_parameters(nb_path: Path) -> bool:
+    "Whether a notebook has a cell tagged `parameters` (core notebooks do not take a profile)."
+    nb = json.loads(Path(nb_path).read_text())
+    return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
