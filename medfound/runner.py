@@ -105,7 +105,7 @@ def report_failures(stats: dict, out=None) -> int:
     if bad: print(f"\n{len(bad)} of {len(stats)} chapter(s) failed: {', '.join(s['chapter'] for s in bad)}", file=out)
     return 1 if bad else 0
 
-# %% ../nbs/core/05_runner.ipynb #a544fe0c
+# %% ../nbs/core/05_runner.ipynb #0d091177
 def latest_records(root: Path | None = None) -> dict:
     "`{(chapter, profile): record}` keeping the newest record of each pair."
     root = root or _root()
@@ -148,7 +148,9 @@ def scorecard_md(root: Path | None = None) -> str:
             lines.append(f"Reference: {p['ref']}. " + (f"Chapter: [{p['slug']}](chapters/{part}/{p['slug']}.ipynb)."
                                                        if p["notebook"] else "**No chapter yet.**"))
             lines.append("")
-            rows = [(prof, c) for prof in ("gpu", "cpu", "smoke") for c in (recs.get((p["slug"], prof)) or {}).get("claims", [])]
+            rows = [(prof, c) for prof in ("gpu", "cpu") for c in (recs.get((p["slug"], prof)) or {}).get("claims", [])]
+            if not rows:  # smoke verdicts only when nothing better exists (they test the code, not the claim)
+                rows = [("smoke", c) for c in (recs.get((p["slug"], "smoke")) or {}).get("claims", [])]
             if p["notebook"] and not rows: lines += ["No run record yet.", ""]
             if rows:
                 lines += ["| profile | claim | verdict | evidence |", "|---|---|---|---|"]
@@ -159,7 +161,7 @@ def scorecard_md(root: Path | None = None) -> str:
     have = sum(1 for p in cat["papers"] if p["notebook"])
     summary = (f"**{have} of {len(cat['papers'])} papers have a chapter.** Claims in `cpu`/`gpu` records: "
                + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
-    lines.insert(6, summary); lines.insert(7, "")
+    lines.insert(7, summary); lines.insert(8, "")
     return "\n".join(lines) + "\n"
 
 def statistics_md(root: Path | None = None) -> str:
@@ -176,10 +178,15 @@ def statistics_md(root: Path | None = None) -> str:
         lines.append(f"| {ch} | {prof} | {'ok' if run.get('ok', True) else 'failed'} | {_fmt(run.get('runner_wall_s'))} | "
                      f"{_fmt(r['wall_time_s'])} | {_fmt(r['memory'].get('peak_rss_mib'))} | {_fmt(r['memory'].get('peak_gpu_mib'))} | "
                      f"{hwtxt} | {r['commit'][:12]} | {r['started']} |")
-    fails = []
+    fails, extra = [], []
     for prof in ("smoke", "cpu", "gpu"):
         f = root / "_runs" / prof / "stats.json"
-        if f.exists(): fails += [s for s in json.loads(f.read_text()).values() if not s["ok"]]
+        if not f.exists(): continue
+        for s in json.loads(f.read_text()).values():
+            if not s["ok"]: fails.append(s)
+            elif (s["chapter"], prof) not in recs: extra.append(s)   # notebooks without a record (core)
+    for s in sorted(extra, key=lambda s: (s["chapter"], s["profile"])):
+        lines.append(f"| {s['chapter']} | {s['profile']} | ok | {_fmt(s['runner_wall_s'])} |  |  |  | this machine |  | {s['finished']} |")
     if fails:
         lines += ["", "## Failed in the last run", ""] + [f"- {s['chapter']} ({s['profile']}), after {s['runner_wall_s']} s" for s in fails]
     return "\n".join(lines) + "\n"
