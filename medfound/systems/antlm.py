@@ -405,7 +405,7 @@ def dependence(model, ids: torch.Tensor, causal: bool, tol: float = 1e-5) -> tor
         D[:, j] = (model(x, causal=causal) - base)[0].abs().amax(-1) > tol
     return D
 
-# %% ../../nbs/systems/antlm.ipynb #7c7eed7b
+# %% ../../nbs/systems/antlm.ipynb #bf5b5b06
 def clm_loss(model, ids, padding_mask=None):
     logits = model(ids, padding_mask, causal=True)
     tgt = ids[:, 1:] if padding_mask is None else ids[:, 1:].masked_fill(padding_mask[:, 1:], -100)
@@ -434,26 +434,29 @@ def mask_tokens(ids, vocab: int, p: float = 0.15, span: bool = False, max_span: 
     return x, ids.masked_fill(~chosen, -100)
 
 def mlm_loss(model, ids, vocab: int, span: bool = False):
-    x, tgt = mask_tokens(ids, vocab, span=span)
+    x, tgt = (t.to(ids.device) for t in mask_tokens(ids.cpu(), vocab, span=span))     # masks drawn on the CPU RNG
     logits = model(x, None, causal=False)
     if model.shift: logits, tgt = logits[:, :-1], tgt[:, 1:]           # decoder: output i-1 predicts token i
     return F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=-100)
 
-# %% ../../nbs/systems/antlm.ipynb #13f9ffa0
-def pad_batch(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    "Right-padded ids (B, L) and padding mask (True = padding)."
+# %% ../../nbs/systems/antlm.ipynb #e912f87c
+def pad_batch(seqs: list[list[int]], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    "Right-padded ids (B, L) and padding mask (True = padding), on `device`."
     L = max(map(len, seqs))
     ids = torch.full((len(seqs), L), PAD, dtype=torch.long)
     for i, s in enumerate(seqs): ids[i, :len(s)] = torch.tensor(s)
+    ids = ids.to(device) if device is not None else ids
     return ids, ids.eq(PAD)
+
+def _device(model): return next(model.parameters()).device
 
 @torch.no_grad()
 def causal_logprob(model, seqs: list[list[int]], batch: int = 256) -> np.ndarray:
     out = []
     for k in range(0, len(seqs), batch):
-        ids, pm = pad_batch(seqs[k:k + batch])
+        ids, pm = pad_batch(seqs[k:k + batch], _device(model))
         lp = model(ids, pm, causal=True).float().log_softmax(-1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
-        out.append(lp.masked_fill(pm[:, 1:], 0).sum(1))
+        out.append(lp.masked_fill(pm[:, 1:], 0).sum(1).cpu())
     return torch.cat(out).numpy()
 
 @torch.no_grad()
@@ -462,11 +465,11 @@ def pseudo_loglik(model, seqs: list[list[int]], batch: int = 512) -> np.ndarray:
     total = np.zeros(len(seqs))
     for k in range(0, len(rows), batch):
         chunk = rows[k:k + batch]
-        ids, pm = pad_batch([seqs[n] for n, _ in chunk])
-        pos = torch.tensor([t for _, t in chunk]); r = torch.arange(len(chunk))
+        ids, pm = pad_batch([seqs[n] for n, _ in chunk], _device(model))
+        pos = torch.tensor([t for _, t in chunk], device=ids.device); r = torch.arange(len(chunk), device=ids.device)
         tgt = ids[r, pos].clone(); ids[r, pos] = MASK
         lp = model(ids, pm, causal=False).float().log_softmax(-1)[r, pos - model.shift, tgt]
-        np.add.at(total, [n for n, _ in chunk], lp.numpy())
+        np.add.at(total, [n for n, _ in chunk], lp.cpu().numpy())
     return total
 
 def encode_suite(tok, suite: dict) -> dict:
@@ -511,7 +514,7 @@ def train_arm(make_model, arm: str, train_seqs: torch.Tensor, *, epochs: int, ba
               on_step=on_step)
     return dict(model=out["model"], history=out["history"], curve=curve, phases=phases)
 
-# %% ../../nbs/systems/antlm.ipynb #97133b8b
+# %% ../../nbs/systems/antlm.ipynb #7a6d1364
 PROBE_TOPICS = ["feelings", "school_work", "sports_leisure", "shopping", "transport", "health_body"]
 
 @torch.no_grad()
@@ -520,10 +523,10 @@ def sentence_features(model, tok, texts: list[str], causal: bool, batch: int = 2
     was = model.training; model.eval(); out = []
     seqs = [[BOS] + e.ids + [EOS] for e in tok.encode_batch(texts)]
     for k in range(0, len(seqs), batch):
-        ids, pm = pad_batch(seqs[k:k + batch])
+        ids, pm = pad_batch(seqs[k:k + batch], _device(model))
         h = model(ids, pm, causal=causal, hidden=True).float()
         keep = ~pm; keep[:, 0] = False
-        out.append((h * keep[..., None]).sum(1) / keep.sum(1, keepdim=True))
+        out.append(((h * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)).cpu())
     model.train(was)
     return torch.cat(out)
 
