@@ -1,0 +1,64 @@
+"Behaviour of the MedTrinity pipeline pieces: knowledge base, expert segmenter, retrieval, text, VQA scoring."
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from medfound.vl.medtrinity import (LOBES, QUESTIONS, ROI, KnowledgeBase, answer_index, describe, dice,
+                                    expert_segment, load_brain, make_lesion_slice, retrieve, size_class, zero_shot_vqa)
+
+
+@pytest.fixture(scope="module")
+def brain():
+    t1, aal, names = load_brain()
+    return t1, aal, KnowledgeBase(names)
+
+
+def test_every_aal_label_is_parsed(brain):
+    _, aal, kb = brain
+    assert len(kb) == 116
+    for lab, r in kb.regions.items():
+        assert r.lobe in LOBES and r.hemisphere in ("left", "right", "midline") and r.fact
+        assert r.aal.endswith("_L") == (r.hemisphere == "left") and r.aal.endswith("_R") == (r.hemisphere == "right")
+    assert kb[93].name.startswith("left cerebellar hemisphere lobule")   # Cerebelum_Crus2_L: the lobule is kept
+
+
+def test_unknown_aal_name_is_rejected():
+    with pytest.raises(KeyError, match="Foo_L"):
+        KnowledgeBase({1: "Foo_L"})
+
+
+def test_size_classes():
+    assert [size_class(d) for d in (5, 11.9, 12, 20.9, 21, 30)] == ["small", "small", "medium", "medium", "large", "large"]
+
+
+def test_expert_finds_lesions_and_ignores_healthy_tissue(brain):
+    t1, aal, kb = brain
+    rng = np.random.default_rng(3)
+    scores = []
+    for _ in range(20):
+        s = make_lesion_slice(t1, aal, kb, rng)
+        rois = expert_segment(s.image)
+        scores.append(dice(rois[0].mask, s.mask) if rois else 0.0)
+        assert len(rois) <= 2          # no spray of false positives
+    assert np.mean(scores) > 0.7
+
+
+def test_retrieval_and_text_follow_the_roi(brain):
+    _, _, kb = brain
+    atlas = np.zeros((180, 180), np.int16); atlas[40:80, 100:140] = 2          # right precentral
+    brain_mask = np.zeros((180, 180), bool); brain_mask[10:170, 10:170] = True
+    m = np.zeros((180, 180), bool); m[50:70, 110:130] = True
+    k = retrieve(ROI(m, (50, 110, 70, 130), int(m.sum())), atlas, brain_mask, kb)
+    assert k["main"].name == "right precentral gyrus" and k["hemisphere"] == "right" and k["size"] == "large"
+    t = describe(30, 1, k)
+    assert "right precentral gyrus" in t["roi"] and "frontal lobe" in t["roi"] and "right hemisphere" in t["relations"]
+
+
+def test_zero_shot_vqa_scores_against_truth():
+    e = F.normalize(torch.eye(3), dim=-1)
+    enc = lambda texts: torch.stack([e[["small", "medium", "large"].index(t.split()[1])] for t in texts])
+    truth = [dict(size="large"), dict(size="small")]
+    assert zero_shot_vqa(e[[2, 0]], enc, truth, {"size": QUESTIONS["size"]})["size"] == 1.0
+    assert zero_shot_vqa(e[[0, 2]], enc, truth, {"size": QUESTIONS["size"]})["size"] == 0.0
+    assert answer_index(truth, "size").tolist() == [2, 0]
