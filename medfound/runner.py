@@ -191,7 +191,7 @@ def statistics_md(root: Path | None = None) -> str:
         lines += ["", "## Failed in the last run", ""] + [f"- {s['chapter']} ({s['profile']}), after {s['runner_wall_s']} s" for s in fails]
     return "\n".join(lines) + "\n"
 
-# %% ../nbs/core/05_runner.ipynb #2fc871bb
+# %% ../nbs/core/05_runner.ipynb #49265f9e
 def write_book_sources(profile: str, runs: Path | None = None, root: Path | None = None) -> list[str]:
     "Copy executed notebooks of `profile` into the book tree, write `_toc.yml`, scorecard and statistics pages."
     root = root or _root(); book = root / "book"; runs = Path(runs or root / "_runs" / profile)
@@ -202,7 +202,8 @@ def write_book_sources(profile: str, runs: Path | None = None, root: Path | None
         src = runs / f"{ch['slug']}.ipynb"
         if not src.exists(): continue
         dst = book / "chapters" / ch["part"] / f"{ch['slug']}.ipynb"
-        dst.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(src, dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(json.dumps(_hide_directive_cells(json.loads(src.read_text())), ensure_ascii=False))
         have.append((ch["part"], ch["slug"]))
     parts = [dict(caption="Core", chapters=[dict(file=f"chapters/core/{s}") for p, s in have if p == "core"])]
     for part, title in cat["parts"].items():
@@ -215,6 +216,16 @@ def write_book_sources(profile: str, runs: Path | None = None, root: Path | None
     (book / "scorecard.md").write_text(scorecard_md(root))
     (book / "statistics.md").write_text(statistics_md(root))
     return [s for _, s in have]
+
+def _hide_directive_cells(nb: dict) -> dict:
+    "Tag code cells that hold only nbdev directives (`#| default_exp ...`) `remove-cell`: noise in the book."
+    for c in nb["cells"]:
+        src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        lines = [l for l in src.splitlines() if l.strip()]
+        if c["cell_type"] == "code" and lines and all(l.lstrip().startswith("#|") for l in lines):
+            tags = c.setdefault("metadata", {}).setdefault("tags", [])
+            if "remove-cell" not in tags: tags.append("remove-cell")
+    return nb
 
 def build_book(profile: str, root: Path | None = None, strict: bool = True) -> int:
     "Write the book's sources for `profile` and render it with Jupyter Book; return its exit code."
