@@ -12,8 +12,8 @@ from .core import check_profile, repo_root
 from .records import load_records
 
 # %% auto #0
-__all__ = ['VERDICT_MARK', 'load_papers', 'select_chapters', 'run_chapters', 'report_failures', 'latest_records', 'scorecard_md',
-           'statistics_md', 'write_book_sources', 'build_book']
+__all__ = ['VERDICT_MARK', 'MATHJAX', 'load_papers', 'select_chapters', 'run_chapters', 'report_failures', 'latest_records',
+           'scorecard_md', 'statistics_md', 'write_book_sources', 'ensure_mathjax', 'build_book']
 
 # %% ../nbs/core/05_runner.ipynb #f55de226
 def _root() -> Path:
@@ -105,7 +105,7 @@ def report_failures(stats: dict, out=None) -> int:
     if bad: print(f"\n{len(bad)} of {len(stats)} chapter(s) failed: {', '.join(s['chapter'] for s in bad)}", file=out)
     return 1 if bad else 0
 
-# %% ../nbs/core/05_runner.ipynb #0d091177
+# %% ../nbs/core/05_runner.ipynb #2e4322d7
 def latest_records(root: Path | None = None) -> dict:
     "`{(chapter, profile): record}` keeping the newest record of each pair."
     root = root or _root()
@@ -131,8 +131,9 @@ def _evidence(ev: dict) -> str:
 
 VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "❔ inconclusive"}
 
-def scorecard_md(root: Path | None = None) -> str:
-    "The scorecard page: every paper, its chapter (or none yet) and each claim's verdict per profile."
+def scorecard_md(root: Path | None = None, in_book: set | None = None) -> str:
+    """The scorecard page: every paper, its chapter (or none yet) and each claim's verdict per profile.
+    `in_book`: slugs whose executed notebooks are in this build (others are named, not linked)."""
     root = root or _root(); cat = load_papers(root); recs = latest_records(root)
     lines = ["# Scorecard", "",
              "Every paper of the book, and for each claim the verdict that the chapter computed from its own run.",
@@ -145,8 +146,10 @@ def scorecard_md(root: Path | None = None) -> str:
         for p in [p for p in cat["papers"] if p["part"] == part]:
             lines.append(f"### {p['title']}")
             lines.append("")
-            lines.append(f"Reference: {p['ref']}. " + (f"Chapter: [{p['slug']}](chapters/{part}/{p['slug']}.ipynb)."
-                                                       if p["notebook"] else "**No chapter yet.**"))
+            if not p["notebook"]: where = "**No chapter yet.**"
+            elif in_book is None or p["slug"] in in_book: where = f"Chapter: [{p['slug']}](chapters/{part}/{p['slug']}.ipynb)."
+            else: where = f"Chapter: `nbs/{part}/{p['slug']}.ipynb` (not executed for this build)."
+            lines.append(f"Reference: {p['ref']}. " + where)
             lines.append("")
             rows = [(prof, c) for prof in ("gpu", "cpu") for c in (recs.get((p["slug"], prof)) or {}).get("claims", [])]
             if not rows:  # smoke verdicts only when nothing better exists (they test the code, not the claim)
@@ -191,7 +194,7 @@ def statistics_md(root: Path | None = None) -> str:
         lines += ["", "## Failed in the last run", ""] + [f"- {s['chapter']} ({s['profile']}), after {s['runner_wall_s']} s" for s in fails]
     return "\n".join(lines) + "\n"
 
-# %% ../nbs/core/05_runner.ipynb #49265f9e
+# %% ../nbs/core/05_runner.ipynb #2ad37168
 def write_book_sources(profile: str, runs: Path | None = None, root: Path | None = None) -> list[str]:
     "Copy executed notebooks of `profile` into the book tree, write `_toc.yml`, scorecard and statistics pages."
     root = root or _root(); book = root / "book"; runs = Path(runs or root / "_runs" / profile)
@@ -213,7 +216,7 @@ def write_book_sources(profile: str, runs: Path | None = None, root: Path | None
     parts = [p for p in parts if p["chapters"]]
     toc = dict(format="jb-book", root="intro", parts=parts)
     (book / "_toc.yml").write_text("# written by medfound.runner.write_book_sources\n" + yaml.safe_dump(toc, sort_keys=False))
-    (book / "scorecard.md").write_text(scorecard_md(root))
+    (book / "scorecard.md").write_text(scorecard_md(root, in_book={s for _, s in have}))
     (book / "statistics.md").write_text(statistics_md(root))
     return [s for _, s in have]
 
@@ -227,10 +230,27 @@ def _hide_directive_cells(nb: dict) -> dict:
             if "remove-cell" not in tags: tags.append("remove-cell")
     return nb
 
+MATHJAX = "mathjax@3.2.2"
+
+def ensure_mathjax(book: Path) -> Path:
+    "Unpack MathJax's browser build from the npm registry into `book/_static/mathjax` so equations render offline."
+    import tarfile, tempfile
+    dest = book / "_static" / "mathjax"
+    if (dest / "tex-mml-chtml.js").exists(): return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run(["npm", "pack", "--silent", MATHJAX], cwd=tmp, capture_output=True, text=True)
+        if r.returncode: raise RuntimeError(f"npm pack {MATHJAX} failed (needed to render equations offline): {r.stderr[-500:]}")
+        with tarfile.open(next(Path(tmp).glob("*.tgz"))) as t:
+            members = [m for m in t.getmembers() if m.name.startswith("package/es5/")]
+            for m in members: m.name = m.name[len("package/es5/"):]
+            t.extractall(dest, members=members, filter="data")
+    return dest
+
 def build_book(profile: str, root: Path | None = None, strict: bool = True) -> int:
     "Write the book's sources for `profile` and render it with Jupyter Book; return its exit code."
     root = root or _root()
     write_book_sources(profile, root=root)
+    ensure_mathjax(root / "book")
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb if jb.exists() else "jupyter-book"), "build", str(root / "book"), "--keep-going"]
     if strict: cmd += ["-n", "-W"]
