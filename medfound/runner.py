@@ -105,7 +105,7 @@ def report_failures(stats: dict, out=None) -> int:
     if bad: print(f"\n{len(bad)} of {len(stats)} chapter(s) failed: {', '.join(s['chapter'] for s in bad)}", file=out)
     return 1 if bad else 0
 
-# %% ../nbs/core/05_runner.ipynb #2e4322d7
+# %% ../nbs/core/05_runner.ipynb #ce38c044
 def latest_records(root: Path | None = None) -> dict:
     "`{(chapter, profile): record}` keeping the newest record of each pair."
     root = root or _root()
@@ -129,7 +129,7 @@ def _evidence(ev: dict) -> str:
     if "threshold" in ev: return f"value {_fmt(ev['value'])} vs threshold {_fmt(ev['threshold'])}"
     return ", ".join(f"{k}={_fmt(v)}" for k, v in ev.items() if k != "verdict" and not isinstance(v, (list, dict)))
 
-VERDICT_MARK = {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced", "inconclusive": "❔ inconclusive"}
+VERDICT_MARK = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**", "inconclusive": "inconclusive"}
 
 def scorecard_md(root: Path | None = None, in_book: set | None = None) -> str:
     """The scorecard page: every paper, its chapter (or none yet) and each claim's verdict per profile.
@@ -162,9 +162,15 @@ def scorecard_md(root: Path | None = None, in_book: set | None = None) -> str:
                     lines.append(f"| {prof} | {c['claim']} | {VERDICT_MARK[c['verdict']]} | {_evidence(c['evidence'])} |")
                 lines.append("")
     have = sum(1 for p in cat["papers"] if p["notebook"])
-    summary = (f"**{have} of {len(cat['papers'])} papers have a chapter.** Claims in `cpu`/`gpu` records: "
-               + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
-    lines.insert(7, summary); lines.insert(8, "")
+    summary = [f"**{have} of {len(cat['papers'])} papers have a chapter.** Claims in `cpu`/`gpu` records: "
+               + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "",
+               "| paper | best profile | reproduced | not reproduced | inconclusive |", "|---|---|---|---|---|"]
+    for p in cat["papers"]:
+        prof = next((pr for pr in ("gpu", "cpu", "smoke") if (p["slug"], pr) in recs), None)
+        if not prof: continue
+        vs = [c["verdict"] for c in recs[(p["slug"], prof)]["claims"]]
+        summary.append(f"| {p['slug']} | {prof} | " + " | ".join(str(vs.count(v)) for v in VERDICT_MARK) + " |")
+    lines[7:7] = summary + [""]
     return "\n".join(lines) + "\n"
 
 def statistics_md(root: Path | None = None) -> str:
