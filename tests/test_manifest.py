@@ -28,7 +28,7 @@ def test_chapters_named_in_manifest_exist():
 
 def test_every_dataset_named_in_code_is_in_the_manifest():
     "Each dataset name the notebooks pass to the data API (with the real manifest) is described in data_manifest.yaml."
-    pat = re.compile(r"""(?:dataset_files|real_dataset_dir|fetch|verify)\(\s*['"]([a-z0-9_]+)['"]""")
+    pat = re.compile(r"""(?:dataset_files|real_dataset_dir|fetch|verify)\(\s*['"]([a-z0-9_]+)['"]\s*\)""")
     sources = ["".join(c["source"]) for nb in (ROOT / "nbs").rglob("*.ipynb") for c in json.loads(nb.read_text())["cells"]]
     names = {m for src in sources for m in pat.findall(src)}
     assert names, "no dataset use found: the pattern is stale"
