@@ -197,8 +197,8 @@ def reduce_text(ids: torch.Tensor, prio: torch.Tensor, strategy: str, length: in
     kept = ids.gather(1, keep)
     return kept, keep.masked_fill(kept == 0, 0)
 
-# %% ../../nbs/vl/clipa.ipynb #7168ff3f
-SIZES = {"S": dict(width=16, depth=2), "M": dict(width=32, depth=2), "L": dict(width=48, depth=3)}
+# %% ../../nbs/vl/clipa.ipynb #dec41f63
+SIZES = {"S": dict(width=8, depth=1), "M": dict(width=16, depth=2), "L": dict(width=32, depth=3)}
 
 class PosTextEncoder(TextEncoder):
     "The shared text Transformer, taking optional position ids of kept tokens."
