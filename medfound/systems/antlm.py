@@ -439,7 +439,7 @@ def mlm_loss(model, ids, vocab: int, span: bool = False):
     if model.shift: logits, tgt = logits[:, :-1], tgt[:, 1:]           # decoder: output i-1 predicts token i
     return F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=-100)
 
-# %% ../../nbs/systems/antlm.ipynb #e912f87c
+# %% ../../nbs/systems/antlm.ipynb #3cba97c7
 def pad_batch(seqs: list[list[int]], device=None) -> tuple[torch.Tensor, torch.Tensor]:
     "Right-padded ids (B, L) and padding mask (True = padding), on `device`."
     L = max(map(len, seqs))
@@ -448,7 +448,9 @@ def pad_batch(seqs: list[list[int]], device=None) -> tuple[torch.Tensor, torch.T
     ids = ids.to(device) if device is not None else ids
     return ids, ids.eq(PAD)
 
-def _device(model): return next(model.parameters()).device
+def _device(model):
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 @torch.no_grad()
 def causal_logprob(model, seqs: list[list[int]], batch: int = 256) -> np.ndarray:
