@@ -54,7 +54,7 @@ class TinyViT(nn.Module):
         h = self.embed(pt) + pos                                              # (B, K or g*g, width)
         return self.proj(self.norm(self.tf(h).mean(1)))                       # (B, out_dim)
 
-# %% ../../nbs/vl/clipa.ipynb #3f945199
+# %% ../../nbs/vl/clipa.ipynb #11e41c8b
 IMAGE_STRATEGIES = ("resize", "random", "grid", "block")
 
 def _isqrt_exact(n: int, what: str) -> int:
@@ -93,7 +93,7 @@ def reduce_image(x: torch.Tensor, strategy: str, n_tokens: int, patch: int = 4,
     if strategy == "resize":
         side = _isqrt_exact(n_tokens, "resize's n_tokens") * patch
         return F.interpolate(x, size=(side, side), mode="area"), None     # (B, 3, side, side): K patches
-    return x, mask_indices(strategy, x.shape[0], grid, n_tokens, generator)
+    return x, mask_indices(strategy, x.shape[0], grid, n_tokens, generator).to(x.device)   # drawn on the CPU
 
 # %% ../../nbs/vl/clipa.ipynb #90a064d0
 NOUN, ADJ, VERB, OTHER = 0, 1, 2, 3
@@ -154,7 +154,7 @@ def tag_chinese(text: str) -> list:
     "[(word, class)] for a Chinese caption, words and tags from jieba.posseg."
     return [(p.word, _zh_class(p.flag)) for p in _jieba_posseg().lcut(text)]
 
-# %% ../../nbs/vl/clipa.ipynb #a093b2b7
+# %% ../../nbs/vl/clipa.ipynb #e385159b
 PAD_PRIO, TAG_PRIO = 9, -1
 
 def encode_tagged(tok: BilingualTokenizer, texts, lang: str, max_len: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,7 +173,7 @@ def encode_tagged(tok: BilingualTokenizer, texts, lang: str, max_len: int = 16) 
         ids[r, :n], prio[r, :n] = torch.tensor(row_ids[:n]), torch.tensor(row_prio[:n])
     return ids, prio
 
-# %% ../../nbs/vl/clipa.ipynb #4b115486
+# %% ../../nbs/vl/clipa.ipynb #efb71f07
 TEXT_STRATEGIES = ("truncate", "random", "block", "syntax")
 
 def reduce_text(ids: torch.Tensor, prio: torch.Tensor, strategy: str, length: int,
@@ -182,6 +182,7 @@ def reduce_text(ids: torch.Tensor, prio: torch.Tensor, strategy: str, length: in
     B, L = ids.shape
     if strategy == "full" or length >= L: return ids, None
     if length < 2: raise ValueError("length must leave room for the language tag and one word")
+    dev, ids, prio = ids.device, ids.cpu(), prio.cpu()                  # random draws on the CPU generator
     pos = torch.arange(L).expand(B, L).float()
     n = (ids > 0).sum(1, keepdim=True)                                  # tokens incl. the tag
     if strategy == "truncate": score = pos.clone()
@@ -195,9 +196,9 @@ def reduce_text(ids: torch.Tensor, prio: torch.Tensor, strategy: str, length: in
     score = score.masked_fill(ids == 0, float("inf")).masked_fill(pos == 0, float("-inf"))
     keep = score.argsort(dim=1, stable=True)[:, :length].sort(1).values   # (B, length)
     kept = ids.gather(1, keep)
-    return kept, keep.masked_fill(kept == 0, 0)
+    return kept.to(dev), keep.masked_fill(kept == 0, 0).to(dev)
 
-# %% ../../nbs/vl/clipa.ipynb #dec41f63
+# %% ../../nbs/vl/clipa.ipynb #385c2a6b
 SIZES = {"S": dict(width=8, depth=1), "M": dict(width=16, depth=2), "L": dict(width=32, depth=3)}
 
 class PosTextEncoder(TextEncoder):
@@ -239,7 +240,7 @@ class TaggedPairs(torch.utils.data.Dataset):
         ids, prio = self.tagged["zh" if torch.rand(()).item() < 0.5 else "en"]
         return self.x[i], ids[i], prio[i]
 
-# %% ../../nbs/vl/clipa.ipynb #052eb1ca
+# %% ../../nbs/vl/clipa.ipynb #27651e87
 def step_flops(model: nn.Module, loss_fn, batch) -> int:
     "FLOPs (matmuls and attention, forward + backward) of one step of `loss_fn(model, batch)`."
     from torch.utils.flop_counter import FlopCounterMode
