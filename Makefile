@@ -43,6 +43,10 @@ check-export: install
 # Tests run on machines without a GPU: Triton kernels go through its interpreter. Set for the whole
 # process so that a worker which imported triton for one notebook is already in interpreter mode for the next.
 nbtest pytest smoke-book: export TRITON_INTERPRET := 1
+# nbdev_test runs two notebooks at once on a 2-core machine: one BLAS/OpenMP thread each, or they
+# oversubscribe the cores and spin (measured here: a tiny ViT fine-tune took 32 s with the default
+# threads beside other work, 1.6 s with one thread).
+nbtest pytest: export OMP_NUM_THREADS := 1
 
 nbtest: data
 	timeout 900 $(BIN)/nbdev_test --n_workers 2 --timing
