@@ -44,7 +44,7 @@ def select_chapters(names: list[str] | None = None, include_core: bool = True, r
     if missing: raise ValueError(f"no notebook yet for {missing}")
     return [by[n] for n in names]
 
-# %% ../nbs/core/05_runner.ipynb #7f2b3cb4
+# %% ../nbs/core/05_runner.ipynb #4c2b4bf1
 def run_chapters(profile: str, names: list[str] | None = None, out: Path | None = None,
                  cell_timeout: int = 1200, include_core: bool = True, log=print) -> dict:
     "Execute chapters under `profile`; return `{slug: stats}`. Failures are recorded, not raised."
@@ -63,7 +63,8 @@ def run_chapters(profile: str, names: list[str] | None = None, out: Path | None 
         with open(out / f"{slug}.stderr.txt", "w") as se:
             try:
                 params = dict(profile=profile) if _has_parameters(ch["notebook"]) else {}
-                pm.execute_notebook(str(ch["notebook"]), str(out / f"{slug}.ipynb"), parameters=params,
+                src = _without_gpu_cells(ch["notebook"], out / f"{slug}.src.ipynb")
+                pm.execute_notebook(str(src), str(out / f"{slug}.ipynb"), parameters=params,
                                     execution_timeout=cell_timeout, kernel_name="python3", progress_bar=False,
                                     stderr_file=se, cwd=str(ch["notebook"].parent))
             except Exception as e:
@@ -89,6 +90,22 @@ def _has_parameters(nb_path: Path) -> bool:
     "Whether a notebook has a cell tagged `parameters` (core notebooks do not take a profile)."
     nb = json.loads(Path(nb_path).read_text())
     return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+
+def _without_gpu_cells(nb_path: Path, tmp: Path) -> Path:
+    """Without CUDA, a copy of the notebook whose cells flagged `#| gpu` (nbdev's skip flag) are commented
+    out with a note, as `nbdev_test` skips them; with CUDA, or when there are none, the notebook itself."""
+    import torch
+    nb = json.loads(Path(nb_path).read_text())
+    hit = False
+    for c in nb["cells"]:
+        src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        flags = [l.strip() for l in src.splitlines() if l.strip().startswith("#|")]
+        if c["cell_type"] == "code" and any(f[2:].split()[:1] == ["gpu"] for f in flags):
+            c["source"] = "# not run: this cell needs a GPU and none is available\n" + "".join(f"# {l}\n" for l in src.splitlines())
+            hit = True
+    if not hit or torch.cuda.is_available(): return Path(nb_path)
+    tmp.write_text(json.dumps(nb, ensure_ascii=False))
+    return tmp
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
