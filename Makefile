@@ -12,10 +12,11 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: install data book run build test check-export nbtest pytest smoke-book clean
 
-$(VENV)/.installed: requirements.txt setup.py settings.ini
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt setup.py settings.ini
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
