@@ -27,11 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "data":
         from medfound.data import data_command
         return data_command(a.action, a.names)
-    from medfound import runner
+    from medfound import runner, book
     code = 0
     if a.action in ("run", "all"):
         stats = runner.run_chapters(a.profile, a.chapters, cell_timeout=a.cell_timeout, include_core=not a.no_core)
         code = runner.report_failures(stats)
     if a.action in ("build", "all"):
-        code = runner.build_book(a.profile, strict=not a.no_strict) or code
+        code = book.build_book(a.profile, strict=not a.no_strict) or code
     return code

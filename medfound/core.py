@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PROFILES', 'check_profile', 'profile_sizes', 'seed_everything', 'pick_device', 'repo_root', 'data_dir', 'records_dir',
-           'hardware_info', 'git_commit']
+__all__ = ['PROFILES', 'RECORDS_PATHSPEC', 'check_profile', 'profile_sizes', 'seed_everything', 'pick_device', 'repo_root',
+           'data_dir', 'records_dir', 'hardware_info', 'git_state', 'git_commit']
 
 # %% ../nbs/core/00_core.ipynb #9382d33d
 PROFILES = ("smoke", "cpu", "gpu")
@@ -89,13 +89,22 @@ def hardware_info() -> dict:
         info.update(gpu=p.name, gpu_mem_gib=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda)
     return info
 
-def git_commit(root: Path | None = None) -> str:
-    "Commit hash of the checkout, with `+dirty` when tracked files changed; 'unknown' outside git."
+RECORDS_PATHSPEC = ":(exclude)book/records"  # records written by one chapter must not dirty the tree for the next
+
+def git_state(root: Path | None = None) -> dict:
+    """`{"commit": hash or "unknown", "dirty": bool}` of the checkout; tracked files changed outside
+    `book/records/` make it dirty (untracked files do not)."""
     root = root or repo_root() or Path.cwd()
     try:
         h = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        if h.returncode: return "unknown"
-        d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                           capture_output=True, text=True, timeout=10)
-        return h.stdout.strip() + ("+dirty" if d.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError): return "unknown"
+        if h.returncode: return dict(commit="unknown", dirty=True)
+        d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", RECORDS_PATHSPEC],
+                           cwd=root, capture_output=True, text=True, timeout=10)
+        return dict(commit=h.stdout.strip(), dirty=bool(d.stdout.strip()) or d.returncode != 0)
+    except (OSError, subprocess.SubprocessError): return dict(commit="unknown", dirty=True)
+
+def git_commit(root: Path | None = None) -> str:
+    "Commit hash of the checkout, with `+dirty` when tracked files outside `book/records/` changed; 'unknown' outside git."
+    st = git_state(root)
+    return st["commit"] + ("+dirty" if st["dirty"] and st["commit"] != "unknown" else "")
+

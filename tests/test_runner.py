@@ -52,7 +52,7 @@ def test_failing_chapter_does_not_stop_the_others(fake_repo, capsys):
 
 
 def test_scorecard_lists_papers_without_chapter(fake_repo):
-    from medfound.runner import scorecard_md
+    from medfound.book import scorecard_md
     md = scorecard_md(fake_repo)
     assert "### Later" in md and "No chapter yet" in md
 
