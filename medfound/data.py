@@ -4,17 +4,20 @@
 
 # %% ../nbs/core/02_data.ipynb #715dcd9b
 from __future__ import annotations
-import gzip, hashlib, importlib, io, os, shutil, subprocess, sys, tarfile, tempfile, zipfile
-from pathlib import Path
+import contextlib, gzip, hashlib, importlib, io, json, os, posixpath, re, shutil, stat, subprocess, sys, tarfile, tempfile
+import uuid, zipfile, zlib
+from pathlib import Path, PurePosixPath
+from typing import Callable
 
 import numpy as np
 import yaml
 from .core import data_dir, repo_root
 
 # %% auto #0
-__all__ = ['STANDIN_KINDS', 'REAL_KEYS', 'DataError', 'manifest_path', 'validate_manifest', 'load_manifest', 'sha256', 'verify',
-           'fetch', 'dataset_files', 'real_dataset_dir', 'load_nifti', 'save_nifti', 'load_dicom_series', 'load_volume',
-           'data_command']
+__all__ = ['STANDIN_KINDS', 'REAL_KEYS', 'DataError', 'manifest_path', 'path_problem', 'validate_manifest', 'load_manifest',
+           'dataset_entry', 'inside', 'dataset_root', 'ensure_writable', 'sha256', 'verify', 'fetch', 'dataset_files',
+           'real_dataset_dir', 'read_gzip', 'check_volume', 'load_nifti', 'check_pair', 'load_pair', 'save_nifti',
+           'load_dicom_series', 'load_volume', 'input_hashes', 'derived_cache', 'data_command']
 
 # %% ../nbs/core/02_data.ipynb #00f072a6
 class DataError(RuntimeError):
@@ -28,16 +31,28 @@ def manifest_path() -> Path:
     if root is None: raise DataError("data_manifest.yaml not found: run medfound from a checkout of the repository")
     return root / "data_manifest.yaml"
 
+def path_problem(rel) -> str | None:
+    "Why `rel` is not a plain relative path that stays below its folder (absolute, `..`, empty), or None."
+    if not isinstance(rel, str) or not rel.strip(): return "empty"
+    if "\\" in rel or "\x00" in rel: return "has a backslash or NUL character"
+    p = PurePosixPath(rel)
+    if p.is_absolute(): return "absolute"
+    if ".." in p.parts: return "has a '..' component"
+    return None if p.parts else "empty"
+
 def validate_manifest(m: dict) -> dict:
     "Check the manifest's structure; raise `DataError` listing every problem found."
     problems = []
     ds = m.get("datasets") if isinstance(m, dict) else None
     if not isinstance(ds, dict) or not ds: raise DataError("manifest has no 'datasets' mapping")
     for name, d in ds.items():
+        if path_problem(name) or "/" in str(name): problems.append(f"{name!r}: a dataset name must be one folder name")
         if not isinstance(d, dict): problems.append(f"{name}: not a mapping"); continue
         if not d.get("chapters"): problems.append(f"{name}: no 'chapters' list")
         real = d.get("real") or {}
         problems += [f"{name}.real: missing '{k}'" for k in REAL_KEYS if not real.get(k)]
+        if real.get("folder") and path_problem(real["folder"]):
+            problems.append(f"{name}.real.folder: unsafe path {real['folder']!r} ({path_problem(real['folder'])})")
         s = d.get("standin") or {}
         kind = s.get("kind")
         if kind not in STANDIN_KINDS: problems.append(f"{name}.standin: kind {kind!r} not in {STANDIN_KINDS}"); continue
@@ -49,6 +64,8 @@ def validate_manifest(m: dict) -> dict:
             for f in s.get("files") or []:
                 if not (isinstance(f, dict) and f.get("path") and len(str(f.get("sha256", ""))) == 64):
                     problems.append(f"{name}.standin.files: each entry needs 'path' and a 64-hex 'sha256' ({f})")
+                elif path_problem(f["path"]):
+                    problems.append(f"{name}.standin.files: unsafe path {f['path']!r} ({path_problem(f['path'])})")
     if problems: raise DataError("data_manifest.yaml is invalid:\n  " + "\n  ".join(problems))
     return m
 
@@ -58,6 +75,41 @@ def load_manifest(path: Path | None = None) -> dict:
     try: m = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e: raise DataError(f"{path}: cannot read the manifest ({e})") from e
     return validate_manifest(m)["datasets"]
+
+def dataset_entry(name: str, manifest: dict | None = None) -> dict:
+    "The manifest entry of dataset `name`; a `DataError` listing the known names when there is none."
+    manifest = load_manifest() if manifest is None else manifest
+    if name not in manifest:
+        raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(manifest)) or 'none'}")
+    return manifest[name]
+
+# %% ../nbs/core/02_data.ipynb #a1c0e002
+def inside(root: Path, rel: str, what: str) -> Path:
+    "`root / rel` if `rel` is a plain relative path that stays in `root`, links on disk followed; else `DataError` naming `what`."
+    why = path_problem(rel)
+    if why: raise DataError(f"{what}: unsafe path {rel!r} ({why}); paths must stay inside {root}")
+    p = Path(root) / rel
+    try: real_root, real = Path(root).resolve(), p.resolve()
+    except (OSError, RuntimeError) as e: raise DataError(f"{what}: cannot resolve {p} ({e})") from e
+    if real != real_root and real_root not in real.parents:
+        raise DataError(f"{what}: {rel!r} leads to {real}, outside {root} (through a symbolic link)")
+    return p
+
+def dataset_root(name: str) -> Path:
+    "The cache folder of dataset `name`: `$MEDFOUND_DATA/<name>`."
+    return inside(data_dir(), name, f"dataset {name!r}")
+
+def ensure_writable(folder: Path) -> Path:
+    "Create `folder` if needed and check that a file can be written in it; a `DataError` naming the cache otherwise."
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder): pass
+    except OSError as e:
+        env = os.environ.get("MEDFOUND_DATA")
+        raise DataError(f"cannot write to the data cache {folder} ({e.strerror or e}); set MEDFOUND_DATA to a writable "
+                        f"folder ({'now ' + repr(env) if env else 'it is unset, so ~/.cache/medfound is used'})") from e
+    return folder
 
 # %% ../nbs/core/02_data.ipynb #875729a4
 def sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -71,88 +123,197 @@ def _run(cmd, cwd):
     if r.returncode: raise DataError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[-800:]}")
     return r
 
-def _unpack(kind: str, package: str, version: str, into: Path):
-    "Download one registry package into a temporary folder and unpack it to `into`."
-    with tempfile.TemporaryDirectory() as tmp:
-        if kind == "apt":
-            try: _run(["apt-get", "download", f"{package}={version}"], tmp)
-            except DataError:  # package lists may be stale on a fresh machine
-                subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-                _run(["apt-get", "download", f"{package}={version}"], tmp)
-            deb = next(Path(tmp).glob("*.deb"))
-            _run(["dpkg-deb", "-x", str(deb), str(into)], tmp)
-        elif kind == "pypi":
-            _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, f"{package}=={version}"], tmp)
-            arch = next(p for p in Path(tmp).iterdir() if p.suffix in (".whl", ".gz", ".zip"))
-            if arch.suffix in (".whl", ".zip"): zipfile.ZipFile(arch).extractall(into)
-            else: tarfile.open(arch).extractall(into, filter="data")
-        elif kind == "npm":
-            _run(["npm", "pack", "--silent", f"{package}@{version}"], tmp)
-            tarfile.open(next(Path(tmp).glob("*.tgz"))).extractall(into, filter="data")
-        else: raise DataError(f"cannot fetch stand-in kind {kind!r}")
+def _one(paths, what: str) -> Path:
+    found = sorted(paths)
+    if not found: raise DataError(f"{what}: the registry client left no archive")
+    return found[0]
 
+def _download(kind: str, package: str, version: str, tmp: Path) -> Path:
+    "Download one registry package into `tmp` with the registry's own client; returns a tar or zip archive."
+    what = f"{kind} package {package} {version}"
+    if kind == "apt":
+        try: _run(["apt-get", "download", f"{package}={version}"], tmp)
+        except DataError:  # package lists may be stale on a fresh machine
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            _run(["apt-get", "download", f"{package}={version}"], tmp)
+        deb, fs = _one(tmp.glob("*.deb"), what), tmp / "fsys.tar"
+        with open(fs, "wb") as f:
+            r = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=f, stderr=subprocess.PIPE)
+        if r.returncode: raise DataError(f"{what}: dpkg-deb --fsys-tarfile failed: {r.stderr.decode()[-800:]}")
+        return fs
+    if kind == "pypi":
+        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(tmp), f"{package}=={version}"], tmp)
+        return _one([p for p in tmp.iterdir() if p.name.endswith((".whl", ".zip", ".tar.gz", ".tgz"))], what)
+    if kind == "npm":
+        _run(["npm", "pack", "--silent", f"{package}@{version}"], tmp)
+        return _one(tmp.glob("*.tgz"), what)
+    raise DataError(f"cannot fetch stand-in kind {kind!r}")
+
+class _Archive:
+    "Members of a tar or zip archive by normalised name, read one at a time; nothing is extracted to disk."
+    def __init__(self, path: Path, label: str):
+        self.label, self.zip = label, zipfile.is_zipfile(path)
+        try:
+            self.f = zipfile.ZipFile(path) if self.zip else tarfile.open(path, "r:*")
+            infos = self.f.infolist() if self.zip else self.f.getmembers()
+        except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{label}: cannot read the archive {Path(path).name} ({e})") from e
+        self.members, bad = {}, []
+        for m in infos:
+            raw = m.filename if self.zip else m.name
+            n = self._norm(raw)
+            if n in ("", "."): continue
+            why = path_problem(n)
+            if why: bad.append(f"{raw!r} ({why})")
+            else: self.members[n] = m
+        if bad: raise DataError(f"{label}: the archive has unsafe member names, nothing was copied: "
+                                + ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+
+    @staticmethod
+    def _norm(name: str) -> str:
+        while name.startswith("./"): name = name[2:]
+        return name.rstrip("/")
+
+    def _kind(self, m) -> str:
+        if self.zip:
+            return "symlink" if stat.S_ISLNK(m.external_attr >> 16) else "other" if m.is_dir() else "file"
+        return "file" if m.isfile() else "symlink" if m.issym() else "hardlink" if m.islnk() else "other"
+
+    def open(self, name: str, what: str):
+        "A binary stream of member `name`; links are followed while their targets stay inside the archive."
+        hops = []
+        while True:
+            m = self.members.get(name)
+            if m is None: raise DataError(f"{what}: the package has no file {name!r}" + (f" (link from {hops[0]!r})" if hops else ""))
+            kind = self._kind(m)
+            if kind == "file": return self.f.open(m) if self.zip else self.f.extractfile(m)
+            if kind == "other": raise DataError(f"{what}: {name!r} in the package is not a regular file")
+            target = self.f.read(m).decode() if self.zip else m.linkname
+            nxt = posixpath.normpath(posixpath.join(posixpath.dirname(name), target)) if kind == "symlink" else self._norm(target)
+            if path_problem(nxt):
+                raise DataError(f"{what}: {name!r} in the package is a link to {target!r}, which leaves the package")
+            hops.append(name); name = nxt
+            if len(hops) > 16: raise DataError(f"{what}: too many links from {hops[0]!r}")
+
+def _install(src, dst: Path, sha: str, what: str):
+    "Copy stream `src` to `dst` through a temporary file beside it; rename it into place only if its sha256 is `sha`."
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    try:
+        h = hashlib.sha256()
+        with os.fdopen(fd, "wb") as f:
+            for b in iter(lambda: src.read(1 << 20), b""): h.update(b); f.write(b)
+            f.flush(); os.fsync(f.fileno())
+        if h.hexdigest() != sha:
+            raise DataError(f"{what}: sha256 {h.hexdigest()[:16]}… differs from the manifest's {sha[:16]}…")
+        os.replace(tmp, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+
+# %% ../nbs/core/02_data.ipynb #a1c0e006
 def verify(name: str, manifest: dict | None = None) -> list[str]:
     "Problems with the cached files of dataset `name` (missing or wrong sha256); empty when all is well."
-    d = (manifest or load_manifest())[name]["standin"]
+    d = dataset_entry(name, manifest)["standin"]
     if d["kind"] == "generator": return []
-    root, problems = data_dir() / name, []
+    root, problems = dataset_root(name), []
     for f in d["files"]:
-        p = root / f["path"]
-        if not p.exists(): problems.append(f"missing: {p}")
+        p = inside(root, f["path"], f"{name}: manifest entry")
+        if not p.is_file(): problems.append(f"missing: {p}")
         elif sha256(p) != f["sha256"]: problems.append(f"corrupt (sha256 differs from the manifest): {p}")
     return problems
 
 def fetch(name: str, manifest: dict | None = None, force: bool = False) -> Path:
     "Fetch the stand-in of `name` into the cache unless it is already there and verified."
-    manifest = manifest or load_manifest()
-    if name not in manifest: raise DataError(f"no dataset {name!r} in the manifest (have: {', '.join(manifest)})")
-    d, root = manifest[name]["standin"], data_dir() / name
+    manifest = load_manifest() if manifest is None else manifest
+    d, root = dataset_entry(name, manifest)["standin"], dataset_root(name)
     if d["kind"] == "generator": return root
+    targets = [(f, inside(root, f["path"], f"{name}: manifest entry")) for f in d["files"]]  # all checked first
     if not force and not verify(name, manifest): return root
-    with tempfile.TemporaryDirectory() as tmp:
-        _unpack(d["kind"], d["package"], str(d["version"]), Path(tmp))
-        for f in d["files"]:
-            src = Path(tmp) / f["path"]
-            if not src.exists(): raise DataError(f"{d['package']} {d['version']} has no file {f['path']}")
-            dst = root / f["path"]; dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+    ensure_writable(root)                                                                   # before any download
+    label = f"{name}: {d['kind']} package {d['package']} {d['version']}"
+    with tempfile.TemporaryDirectory(prefix="medfound-fetch-") as tmp:
+        arch = _Archive(_download(d["kind"], d["package"], str(d["version"]), Path(tmp)), label)
+        for f, dst in targets:
+            what = f"{label}, entry {f['path']!r}"
+            with arch.open(_Archive._norm(f["path"]), what) as src: _install(src, dst, f["sha256"], what)
     bad = verify(name, manifest)
     if bad: raise DataError(f"{name}: fetched files fail verification:\n  " + "\n  ".join(bad))
     return root
 
 def dataset_files(name: str, manifest: dict | None = None) -> dict[str, Path]:
     "Verified cached files of `name` by manifest path; a clear `DataError` says how to fetch them otherwise."
-    manifest = manifest or load_manifest()
-    if name not in manifest: raise DataError(f"no dataset {name!r} in the manifest")
+    manifest = load_manifest() if manifest is None else manifest
     bad = verify(name, manifest)
     if bad: raise DataError(f"dataset {name!r} is not ready:\n  " + "\n  ".join(bad) +
                             f"\nrun: medfound data fetch {name}   (cache: {data_dir()}, set MEDFOUND_DATA to move it)")
-    return {f["path"]: data_dir() / name / f["path"] for f in manifest[name]["standin"].get("files", [])}
+    root = dataset_root(name)
+    return {f["path"]: root / f["path"] for f in manifest[name]["standin"].get("files", [])}
 
 def real_dataset_dir(name: str, manifest: dict | None = None) -> Path | None:
     "The folder of the paper's real dataset under `$MEDFOUND_DATA`, if a reader has placed it there."
-    p = data_dir() / (manifest or load_manifest())[name]["real"]["folder"]
+    p = inside(data_dir(), dataset_entry(name, manifest)["real"]["folder"], f"{name}.real.folder")
     return p if p.is_dir() else None
 
 # %% ../nbs/core/02_data.ipynb #4b3b449a
-def load_nifti(path, dtype=np.float32) -> tuple[np.ndarray, tuple]:
-    "Array and spacing (mm) of a `.nii`/`.nii.gz` file; `DataError` naming the file on any failure."
+def read_gzip(path) -> bytes:
+    "Decompressed content of a gzip file, every member's CRC-32 and length checked; `DataError` naming the file otherwise."
+    try: return gzip.decompress(Path(path).read_bytes())
+    except (OSError, EOFError, zlib.error) as e:   # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: corrupt gzip ({type(e).__name__}: {e}); the file is damaged or truncated") from e
+
+def check_volume(arr, name: str = "volume", ndim: int | None = 3, finite: bool = True) -> np.ndarray:
+    "`arr` as an array if it is a non-empty numeric volume of `ndim` axes without NaN/Inf, else `DataError` naming `name`."
+    a = np.asarray(arr)
+    if a.dtype.kind not in "biuf": raise DataError(f"{name}: voxels of type {a.dtype} are not numbers")
+    if a.size == 0: raise DataError(f"{name}: empty array, shape {a.shape}")
+    if ndim is not None and a.ndim > ndim and all(s == 1 for s in a.shape[ndim:]): a = a.reshape(a.shape[:ndim])
+    if ndim is not None and a.ndim != ndim:
+        raise DataError(f"{name}: {a.ndim} dimension(s), shape {a.shape}; expected a {ndim}-D volume")
+    if finite and a.dtype.kind == "f":
+        bad = ~np.isfinite(a)
+        if bad.any():
+            n_nan = int(np.isnan(a).sum())
+            raise DataError(f"{name}: {n_nan} NaN and {int(bad.sum()) - n_nan} infinite voxel(s), "
+                            f"the first at index {tuple(int(i) for i in np.argwhere(bad)[0])}")
+    return a
+
+def load_nifti(path, dtype=np.float32, ndim: int | None = 3, finite: bool = True) -> tuple[np.ndarray, tuple]:
+    "Array and spacing (mm) of a `.nii`/`.nii.gz` file, checked by `check_volume`; `DataError` naming the file on any failure."
     import nibabel as nib
     path = Path(path)
-    if not path.exists(): raise DataError(f"{path}: no such file")
-    try:
-        img = nib.load(str(path))
-        arr = np.asarray(img.dataobj, dtype=dtype)
-    except Exception as e:
-        raise DataError(f"{path}: cannot read NIfTI ({type(e).__name__}: {e}); the file may be truncated or corrupt") from e
-    return arr, tuple(float(z) for z in img.header.get_zooms()[:3])
+    if not path.is_file(): raise DataError(f"{path}: no such file")
+    raw = read_gzip(path) if path.name.endswith(".gz") else path.read_bytes()
+    err = None
+    for cls in (nib.Nifti1Image, nib.Nifti2Image):
+        try:
+            img = cls.from_bytes(raw)
+            arr = np.asarray(img.dataobj, dtype=dtype)
+            break
+        except Exception as e: err = e
+    else:
+        raise DataError(f"{path}: cannot read NIfTI ({type(err).__name__}: {err}); the file may be truncated or corrupt") from err
+    return check_volume(arr, str(path), ndim, finite), tuple(float(z) for z in img.header.get_zooms()[:3])
+
+def check_pair(image, label, name: str = "label", spacing=None, label_spacing=None, rtol: float = 1e-3):
+    "`DataError` naming `name` when `label` differs from `image` in shape or (when both are given) in voxel spacing."
+    if np.shape(label) != np.shape(image):
+        raise DataError(f"{name}: label shape {np.shape(label)} differs from the image's {np.shape(image)}")
+    if spacing is not None and label_spacing is not None and not np.allclose(spacing, label_spacing, rtol=rtol):
+        raise DataError(f"{name}: label spacing {tuple(label_spacing)} mm differs from the image's {tuple(spacing)} mm")
+
+def load_pair(image_path, label_path, ndim: int = 3) -> tuple[np.ndarray, np.ndarray, tuple]:
+    "Image (float32), label (float32) and spacing of one case, each checked, and the label checked against the image."
+    img, sp = load_nifti(image_path, ndim=ndim)
+    lab, lsp = load_nifti(label_path, ndim=ndim)
+    check_pair(img, lab, f"{label_path} (image {Path(image_path).name})", sp, lsp)
+    return img, lab, sp
 
 def save_nifti(arr: np.ndarray, path, spacing=(1.0, 1.0, 1.0)):
     "Write `arr` as NIfTI with a diagonal affine of `spacing`."
     import nibabel as nib
     nib.save(nib.Nifti1Image(np.asarray(arr), np.diag([*spacing, 1.0])), str(path))
 
-def load_dicom_series(folder) -> tuple[np.ndarray, tuple]:
+def load_dicom_series(folder, ndim: int | None = None, finite: bool = True) -> tuple[np.ndarray, tuple]:
     "A DICOM series (a folder, or one file) as an array and its spacing, through MONAI's `PydicomReader`."
     from monai.transforms import LoadImage
     folder = Path(folder)
@@ -162,17 +323,71 @@ def load_dicom_series(folder) -> tuple[np.ndarray, tuple]:
     except Exception as e:
         raise DataError(f"{folder}: cannot read DICOM ({type(e).__name__}: {e})") from e
     sp = img.pixdim.tolist() if hasattr(img, "pixdim") else [1.0] * img.ndim
-    return np.asarray(img, dtype=np.float32), tuple(float(s) for s in sp)
+    return check_volume(np.asarray(img, dtype=np.float32), str(folder), ndim, finite), tuple(float(s) for s in sp)
 
-def load_volume(path) -> tuple[np.ndarray, tuple]:
+def load_volume(path, ndim: int | None = 3, finite: bool = True) -> tuple[np.ndarray, tuple]:
     "NIfTI or DICOM, chosen by the path."
     p = str(path)
-    return load_nifti(path) if p.endswith((".nii", ".nii.gz")) else load_dicom_series(path)
+    return (load_nifti(path, ndim=ndim, finite=finite) if p.endswith((".nii", ".nii.gz"))
+            else load_dicom_series(path, ndim=ndim, finite=finite))
+
+# %% ../nbs/core/02_data.ipynb #a1c0e008
+def _tree_hash(p: Path) -> str:
+    "sha256 of a file, or of a folder's relative file names and contents (sorted)."
+    if p.is_file(): return sha256(p)
+    h = hashlib.sha256()
+    for f in sorted(q for q in p.rglob("*") if q.is_file()):
+        h.update(f.relative_to(p).as_posix().encode() + b"\0" + bytes.fromhex(sha256(f)))
+    return h.hexdigest()
+
+def input_hashes(inputs) -> list[list[str]]:
+    "`[[path, sha256], ...]` of `inputs` in order; `DataError` naming an input that does not exist."
+    out = []
+    for p in map(Path, inputs):
+        if not p.exists(): raise DataError(f"derived cache input {p}: no such file or folder")
+        out.append([str(p), _tree_hash(p)])
+    return out
+
+def _remove(p: Path):
+    if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
+    elif p.exists() or p.is_symlink(): p.unlink()
+
+def derived_cache(name: str, inputs, build: Callable[[Path], object], params: dict | None = None,
+                  root: Path | None = None) -> Path:
+    """Path of the cache `name` under `root` (default `$MEDFOUND_DATA`), (re)built by `build(path)` unless the
+    record beside it matches the sha256 of every input, `params` and the cache itself."""
+    root = Path(root) if root is not None else data_dir()
+    path = inside(root, name, "derived cache")
+    rec = path.with_name(path.name + ".inputs.json")
+    want = dict(inputs=input_hashes(inputs), params=json.loads(json.dumps(params or {}, sort_keys=True, default=str)))
+    try:
+        old = json.loads(rec.read_text())
+        same_inputs = [h for _, h in old["inputs"]] == [h for _, h in want["inputs"]] and old["params"] == want["params"]
+        if same_inputs and path.exists() and _tree_hash(path) == old["output"]: return path
+    except (OSError, ValueError, KeyError, TypeError): pass        # no record, or an unreadable one: rebuild
+    ensure_writable(path.parent)
+    tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.tmp-{path.name}")   # same suffix, so savez & co keep the name
+    try:
+        build(tmp)
+        if not tmp.exists(): raise DataError(f"derived cache {name}: build() wrote nothing to {tmp}")
+        rec.unlink(missing_ok=True)
+        if path.is_dir() and not path.is_symlink():                 # a folder cannot be renamed over a folder
+            old_dir = path.with_name(f".{uuid.uuid4().hex[:8]}.old-{path.name}")
+            path.rename(old_dir); tmp.rename(path); shutil.rmtree(old_dir)
+        else: os.replace(tmp, path)
+    finally:
+        if tmp.exists() or tmp.is_symlink(): _remove(tmp)
+    part = rec.with_name(rec.name + ".part")
+    part.write_text(json.dumps(dict(want, output=_tree_hash(path)), indent=1)); os.replace(part, rec)
+    return path
 
 # %% ../nbs/core/02_data.ipynb #5e1a2449
-def data_command(action: str, names: list[str] | None = None, out=sys.stdout) -> int:
-    "Implementation of `medfound data list|fetch|verify`; returns the exit code."
-    m = load_manifest()
+def data_command(action: str, names: list[str] | None = None, out=None) -> int:
+    "Implementation of `medfound data list|fetch|verify`; returns the exit code (prints to `out`, default the current `sys.stdout`)."
+    out = out or sys.stdout  # resolved at call time, so redirect_stdout works in any order
+    if action not in ("list", "fetch", "verify"): print(f"unknown action {action!r}: list, fetch or verify", file=out); return 2
+    try: m = load_manifest()
+    except DataError as e: print(e, file=out); return 2
     names = names or list(m)
     unknown = [n for n in names if n not in m]
     if unknown: print(f"unknown dataset(s): {', '.join(unknown)}; known: {', '.join(m)}", file=out); return 2
@@ -180,16 +395,15 @@ def data_command(action: str, names: list[str] | None = None, out=sys.stdout) ->
     for n in names:
         s = m[n]["standin"]
         src = s["generator"] + f" (seed {s['seed']})" if s["kind"] == "generator" else f"{s['kind']}:{s['package']}=={s['version']}"
-        if action == "list":
-            state = "generated" if s["kind"] == "generator" else ("ok" if not verify(n, m) else "not fetched")
-            real = "real data present" if real_dataset_dir(n, m) else "real data absent"
-            print(f"{n:28s} {src:60s} {state:12s} {real}  chapters: {', '.join(m[n]['chapters'])}", file=out)
-        elif action == "fetch":
-            try: print(f"{n}: {fetch(n, m)}", file=out)
-            except DataError as e: print(f"{n}: FAILED: {e}", file=out); code = 1
-        elif action == "verify":
-            bad = verify(n, m)
-            print(f"{n}: " + ("ok" if not bad else "\n  ".join(["PROBLEMS"] + bad)), file=out)
-            code = code or (1 if bad else 0)
-        else: print(f"unknown action {action!r}: list, fetch or verify", file=out); return 2
+        try:
+            if action == "list":
+                state = "generated" if s["kind"] == "generator" else ("ok" if not verify(n, m) else "not fetched")
+                real = "real data present" if real_dataset_dir(n, m) else "real data absent"
+                print(f"{n:28s} {src:60s} {state:12s} {real}  chapters: {', '.join(m[n]['chapters'])}", file=out)
+            elif action == "fetch": print(f"{n}: {fetch(n, m)}", file=out)
+            else:
+                bad = verify(n, m)
+                print(f"{n}: " + ("ok" if not bad else "\n  ".join(["PROBLEMS"] + bad)), file=out)
+                code = code or (1 if bad else 0)
+        except DataError as e: print(f"{n}: FAILED: {e}", file=out); code = 1
     return code
