@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--cell-timeout", type=int, default=1200, help="seconds per cell")
     b.add_argument("--no-core", action="store_true", help="skip the core notebooks")
     b.add_argument("--no-strict", action="store_true", help="build without -n -W")
+    b.add_argument("--force", action="store_true", help="run chapters even when their sources did not change")
+    b.add_argument("--clean", action="store_true", help="run in a fresh clone of HEAD so records name a clean commit")
     a = ap.parse_args(argv)
     if a.cmd == "data":
         from medfound.data import data_command
@@ -30,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     from medfound import runner, book
     code = 0
     if a.action in ("run", "all"):
-        stats = runner.run_chapters(a.profile, a.chapters, cell_timeout=a.cell_timeout, include_core=not a.no_core)
+        if a.clean: stats = runner.run_clean(a.profile, a.chapters, cell_timeout=a.cell_timeout)
+        else: stats = runner.run_chapters(a.profile, a.chapters, cell_timeout=a.cell_timeout,
+                                          include_core=not a.no_core, force=a.force)
         code = runner.report_failures(stats)
     if a.action in ("build", "all"):
         code = book.build_book(a.profile, strict=not a.no_strict) or code

@@ -4,15 +4,15 @@
 
 # %% ../nbs/core/05_runner.ipynb #687406fa
 from __future__ import annotations
-import json, os, re, shutil, subprocess, sys, time, traceback
+import contextlib, json, os, re, shutil, subprocess, sys, tempfile, time, traceback
 from pathlib import Path
 
 import yaml
-from .core import check_profile, repo_root
-from .records import load_records
+from .core import check_profile, repo_root, records_dir
+from .records import load_records, source_hashes, write_json_atomic, validate_record, RunRecord
 
 # %% auto #0
-__all__ = ['load_papers', 'select_chapters', 'run_chapters', 'report_failures']
+__all__ = ['load_papers', 'select_chapters', 'is_up_to_date', 'run_chapters', 'report_failures', 'run_clean']
 
 # %% ../nbs/core/05_runner.ipynb #f55de226
 def _root() -> Path:
@@ -44,8 +44,40 @@ def select_chapters(names: list[str] | None = None, include_core: bool = True, r
     return [by[n] for n in names]
 
 # %% ../nbs/core/05_runner.ipynb #4c2b4bf1
-def run_chapters(profile: str, names: list[str] | None = None, out: Path | None = None,
-                 cell_timeout: int = 1200, include_core: bool = True, log=print) -> dict:
+def _stats_path(out: Path) -> Path: return out / "stats.json"
+
+def _load_stats(out: Path) -> dict:
+    p = _stats_path(out)
+    return json.loads(p.read_text()) if p.exists() else {}
+
+def is_up_to_date(ch: dict, profile: str, out: Path, prev: dict, root: Path) -> bool:
+    "Whether chapter `ch` ran successfully under `profile` with the sources it has now."
+    st = prev.get(ch["slug"])
+    if not st or not st.get("ok") or st.get("profile") != profile or not (out / f"{ch['slug']}.ipynb").exists(): return False
+    if st.get("sources") != source_hashes(ch["slug"], root): return False
+    if ch["part"] == "core": return True
+    rec = _record_path(root, profile, ch["slug"])
+    if rec is None: return False
+    r = json.loads(rec.read_text())
+    return r.get("status") == "ok" and (r.get("sources") or {}).get("notebook_sha256") == st["sources"].get("notebook_sha256")
+
+@contextlib.contextmanager
+def _profile_lock(profile: str, log=print):
+    "Serialise cpu/gpu runs on this machine (timings of two runs sharing the cores mean nothing)."
+    if profile == "smoke": yield; return
+    import fcntl
+    f = open(Path(tempfile.gettempdir()) / f"medfound-{profile}.lock", "w")
+    try:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"[{profile}] waiting for another {profile} run on this machine to finish ..."); fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+    finally: f.close()
+
+def _hms(s: float) -> str: return f"{int(s // 60)}:{int(s % 60):02d}"
+
+def run_chapters(profile: str, names: list[str] | None = None, out: Path | None = None, cell_timeout: int = 1200,
+                 include_core: bool = True, force: bool = False, log=print) -> dict:
     "Execute chapters under `profile`; return `{slug: stats}`. Failures are recorded, not raised."
     import papermill as pm
     check_profile(profile)
@@ -53,37 +85,54 @@ def run_chapters(profile: str, names: list[str] | None = None, out: Path | None 
     out = Path(out or root / "_runs" / profile); out.mkdir(parents=True, exist_ok=True)
     os.environ["MEDFOUND_STATIC"] = "1"   # static figures instead of live viewers
     os.environ["MEDFOUND_FRESH"] = "1"    # train from scratch: recorded times are for the whole run
-    stats = {}
-    for ch in select_chapters(names, include_core, root):
-        slug, t0 = ch["slug"], time.perf_counter()
-        started = time.time()
-        log(f"[{profile}] {slug} ...")
-        err = None
-        with open(out / f"{slug}.stderr.txt", "w") as se:
-            try:
-                params = dict(profile=profile) if _has_parameters(ch["notebook"]) else {}
-                src = _without_gpu_cells(ch["notebook"], out / f"{slug}.src.ipynb")
-                pm.execute_notebook(str(src), str(out / f"{slug}.ipynb"), parameters=params,
-                                    execution_timeout=cell_timeout, kernel_name="python3", progress_bar=False,
-                                    stderr_file=se, cwd=str(ch["notebook"].parent))
-            except Exception as e:
-                err = _ANSI.sub("", "\n".join(getattr(e, "traceback", None) or traceback.format_exception_only(type(e), e)))
-        wall = round(time.perf_counter() - t0, 2)
-        st = dict(chapter=slug, part=ch["part"], profile=profile, ok=err is None, runner_wall_s=wall,
-                  error=err, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        rec_path = _record_path(root, profile, slug)
-        if rec_path and rec_path.stat().st_mtime >= started:  # a record this run wrote
-            rec = json.loads(rec_path.read_text())
-            rec["runner"] = {k: st[k] for k in ("ok", "runner_wall_s", "finished")}
-            rec_path.write_text(json.dumps(rec, indent=1, ensure_ascii=False))
-            st.update(record=str(rec_path.relative_to(root)), peak_rss_mib=rec["memory"].get("peak_rss_mib"),
-                      peak_gpu_mib=rec["memory"].get("peak_gpu_mib"), hardware=rec["hardware"], commit=rec["commit"])
-        stats[slug] = st
-        log(f"[{profile}] {slug}: {'ok' if st['ok'] else 'FAILED'} in {wall:.1f} s")
-    prev = json.loads((out / "stats.json").read_text()) if (out / "stats.json").exists() else {}
-    prev.update(stats)
-    (out / "stats.json").write_text(json.dumps(prev, indent=1))
+    chapters = select_chapters(names, include_core, root)
+    prev = _load_stats(out); stats = {}; t_all = time.perf_counter()
+    todo = [c for c in chapters if force or not is_up_to_date(c, profile, out, prev, root)]
+    for c in chapters:
+        if c not in todo: log(f"[{profile}] {c['slug']}: up to date (sources unchanged since its last run), skipped")
+    with _profile_lock(profile, log):
+        for i, ch in enumerate(todo, 1):
+            slug, t0, started = ch["slug"], time.perf_counter(), time.time()
+            left = sum((prev.get(c["slug"]) or {}).get("runner_wall_s") or 0 for c in todo[i - 1:])
+            log(f"[{profile}] ({i}/{len(todo)}) {slug} ... elapsed {_hms(time.perf_counter() - t_all)}"
+                + (f", about {_hms(left)} left by the last run's times" if left else ""))
+            err = None
+            sources = source_hashes(slug, root)
+            with open(out / f"{slug}.stderr.txt", "w") as se:
+                try:
+                    params = dict(profile=profile) if _has_parameters(ch["notebook"]) else {}
+                    src = _without_gpu_cells(ch["notebook"], out / f"{slug}.src.ipynb")
+                    pm.execute_notebook(str(src), str(out / f"{slug}.ipynb"), parameters=params,
+                                        execution_timeout=cell_timeout, kernel_name="python3", progress_bar=False,
+                                        stderr_file=se, cwd=str(ch["notebook"].parent))
+                except Exception as e:
+                    err = _ANSI.sub("", "\n".join(getattr(e, "traceback", None) or traceback.format_exception_only(type(e), e)))
+            wall = round(time.perf_counter() - t0, 2)
+            rec_path = _record_path(root, profile, slug)
+            fresh = rec_path is not None and rec_path.stat().st_mtime >= started
+            if ch["part"] != "core" and err is None and not fresh:
+                err = "the chapter finished without writing its run record (RunRecord.finish was not reached)"
+            st = dict(chapter=slug, part=ch["part"], profile=profile, ok=err is None, runner_wall_s=wall,
+                      error=err, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), sources=sources)
+            if ch["part"] != "core":
+                if err is None: rec = json.loads(rec_path.read_text())
+                else: rec = _failed_record(slug, profile, err, wall)
+                rec["runner"] = {k: st[k] for k in ("ok", "runner_wall_s", "finished")}
+                rec_path = write_json_atomic(records_dir(profile) / f"{slug}.json", validate_record(rec))
+                st.update(record=str(rec_path.relative_to(root)) if rec_path.is_relative_to(root) else str(rec_path),
+                          peak_rss_mib=rec["memory"].get("peak_rss_mib"), peak_gpu_mib=rec["memory"].get("peak_gpu_mib"),
+                          hardware=rec["hardware"], commit=rec["commit"], dirty=rec["dirty"])
+            stats[slug] = st
+            prev[slug] = st; write_json_atomic(_stats_path(out), prev)   # kept after every chapter: nothing lost on interruption
+            log(f"[{profile}] ({i}/{len(todo)}) {slug}: {'ok' if st['ok'] else 'FAILED'} in {wall:.1f} s")
     return stats
+
+def _failed_record(slug: str, profile: str, err: str, wall: float) -> dict:
+    "A record saying the run failed: no claims, no checks, the error; it replaces the chapter's old record."
+    r = RunRecord.start(slug, profile)
+    rec = r.to_dict(status="failed", error=err[-4000:])
+    rec["wall_time_s"] = wall
+    return rec
 
 def _has_parameters(nb_path: Path) -> bool:
     "Whether a notebook has a cell tagged `parameters` (core notebooks do not take a profile)."
@@ -120,3 +169,34 @@ def report_failures(stats: dict, out=None) -> int:
     for s in bad: print(f"\n=== chapter {s['chapter']} FAILED ({s['profile']}) ===\n{s['error']}", file=out)
     if bad: print(f"\n{len(bad)} of {len(stats)} chapter(s) failed: {', '.join(s['chapter'] for s in bad)}", file=out)
     return 1 if bad else 0
+
+# %% ../nbs/core/05_runner.ipynb #c1ea0002
+def run_clean(profile: str, names: list[str] | None = None, cell_timeout: int = 1200, force: bool = True,
+              log=print) -> dict:
+    "Run `names` under `profile` in a fresh clone of HEAD; copy records and executed notebooks back."
+    root = _root()
+    chapters = [c for c in select_chapters(names, False, root)]
+    with tempfile.TemporaryDirectory(prefix="medfound-clean-") as tmp:
+        subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(root), tmp], check=True)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp, capture_output=True, text=True).stdout.strip()
+        log(f"[{profile}] running {', '.join(c['slug'] for c in chapters)} in a clean clone of {head[:12]}")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([tmp] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+        env.pop("MEDFOUND_RECORDS", None)
+        cmd = [sys.executable, "-c", "import sys; from medfound.cli import main; sys.exit(main(sys.argv[1:]))",
+               "book", "run", "--profile", profile, "--no-core", "--cell-timeout", str(cell_timeout),
+               "--chapters", *[c["slug"] for c in chapters]] + (["--force"] if force else [])
+        code = subprocess.run(cmd, cwd=tmp, env=env).returncode
+        clone_out, out = Path(tmp) / "_runs" / profile, root / "_runs" / profile
+        out.mkdir(parents=True, exist_ok=True)
+        stats = _load_stats(clone_out); prev = _load_stats(out)
+        for c in chapters:
+            s = c["slug"]
+            for name in (f"{s}.ipynb", f"{s}.stderr.txt"):
+                if (clone_out / name).exists(): shutil.copy2(clone_out / name, out / name)
+            rec = Path(tmp) / records_dir(profile).relative_to(root) / f"{s}.json" if profile != "smoke" else None
+            if rec is not None and rec.exists():
+                write_json_atomic(records_dir(profile) / f"{s}.json", validate_record(json.loads(rec.read_text())))
+            if s in stats: prev[s] = stats[s]
+        write_json_atomic(_stats_path(out), prev)
+    if code and not stats: raise RuntimeError(f"the clean run failed before running any chapter (exit {code})")
+    return {c["slug"]: stats[c["slug"]] for c in chapters if c["slug"] in stats}

@@ -5,9 +5,10 @@ import pytest
 from conftest import ROOT
 
 GOOD = ["profile = 'smoke'",
-        "from medfound.records import RunRecord, check_threshold\n"
+        "from medfound.records import RunRecord, judge\n"
         "r = RunRecord.start('good', profile)\nr.metrics['x'] = 1.0\n"
-        "r.claim('c', 'x reaches 1', check_threshold(r.metrics['x'], 1.0))\nr.finish()"]
+        "r.claim('c', 'x beats y', judge([1.0, 1.1, 1.2, 1.1, 1.0], [0.5, 0.6, 0.5, 0.6, 0.5]))\nr.finish()"]
+NORECORD = ["profile = 'smoke'", "x = 1"]
 BAD = ["profile = 'smoke'", "x = 1", "raise ValueError('boom in the bad chapter')", "y = 2"]
 
 
@@ -27,10 +28,11 @@ def fake_repo(tmp_path, monkeypatch):
     (tmp_path / "book/papers.yaml").write_text(
         "core: []\nparts: {airways: 'Part I'}\npapers:\n"
         "  - {slug: bad, part: airways, title: Bad, ref: x}\n  - {slug: good, part: airways, title: Good, ref: y}\n"
-        "  - {slug: later, part: airways, title: Later, ref: z}\n")
+        "  - {slug: later, part: airways, title: Later, ref: z}\n  - {slug: norecord, part: airways, title: N, ref: w}\n")
     (tmp_path / "nbs/airways").mkdir(parents=True)
     nbformat.write(_nb(BAD), tmp_path / "nbs/airways/bad.ipynb")
     nbformat.write(_nb(GOOD), tmp_path / "nbs/airways/good.ipynb")
+    nbformat.write(_nb(NORECORD), tmp_path / "nbs/airways/norecord.ipynb")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MEDFOUND_RECORDS", raising=False)
     return tmp_path
@@ -41,14 +43,30 @@ def test_failing_chapter_does_not_stop_the_others(fake_repo, capsys):
     code = main(["book", "run", "--profile", "smoke", "--cell-timeout", "120"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "chapter bad FAILED" in err and "boom in the bad chapter" in err and "1 of 2 chapter(s) failed: bad" in err
+    assert "chapter bad FAILED" in err and "boom in the bad chapter" in err and "2 of 3 chapter(s) failed: bad, norecord" in err
     stats = json.loads((fake_repo / "_runs/smoke/stats.json").read_text())
     assert stats["bad"]["ok"] is False and stats["good"]["ok"] is True
     assert (fake_repo / "_runs/smoke/bad.ipynb").exists() and (fake_repo / "_runs/smoke/good.ipynb").exists()
     rec = json.loads((fake_repo / "_runs/records/smoke/good.json").read_text())
     assert rec["runner"]["ok"] is True and rec["runner"]["runner_wall_s"] > 0
     # the executed notebooks stay outside nbs/
-    assert sorted(p.name for p in (fake_repo / "nbs/airways").iterdir()) == ["bad.ipynb", "good.ipynb"]
+    assert sorted(p.name for p in (fake_repo / "nbs/airways").iterdir()) == ["bad.ipynb", "good.ipynb", "norecord.ipynb"]
+    # a failed chapter, or one that never wrote its record, leaves a record that says so and holds no verdict
+    for slug in ("bad", "norecord"):
+        rec = json.loads((fake_repo / f"_runs/records/smoke/{slug}.json").read_text())
+        assert rec["status"] == "failed" and rec["claims"] == [] and rec["runner"]["ok"] is False and rec["error"]
+    assert "without writing its run record" in stats["norecord"]["error"]
+
+
+def test_incremental_rerun(fake_repo, capsys):
+    from medfound.runner import run_chapters
+    assert run_chapters("smoke", ["good"])["good"]["ok"]
+    assert run_chapters("smoke", ["good"]) == {}                         # nothing changed: skipped
+    assert "up to date" in capsys.readouterr().out
+    assert run_chapters("smoke", ["good"], force=True)["good"]["ok"]    # --force runs anyway
+    nb = nbformat.read(fake_repo / "nbs/airways/good.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("z = 3")); nbformat.write(nb, fake_repo / "nbs/airways/good.ipynb")
+    assert "good" in run_chapters("smoke", ["good"])                     # the notebook changed: runs again
 
 
 def test_scorecard_lists_papers_without_chapter(fake_repo):
@@ -63,3 +81,17 @@ def test_unknown_chapter_is_an_error(fake_repo):
         select_chapters(["nope"])
     with pytest.raises(ValueError, match="no notebook yet"):
         select_chapters(["later"])
+
+
+def test_clean_run_names_a_clean_commit(fake_repo):
+    "`--clean` runs a clone of HEAD: the record names that commit, clean, though the tree has local edits."
+    import subprocess
+    from medfound.runner import run_clean
+    git = lambda *a: subprocess.run(["git", *a], cwd=fake_repo, check=True, capture_output=True, text=True).stdout
+    (fake_repo / "medfound/.keep").write_text("")   # git keeps no empty folders; a real checkout has medfound/
+    git("init", "-q"); git("add", "."); git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    (fake_repo / "settings.ini").write_text((fake_repo / "settings.ini").read_text() + "\n# local edit\n")
+    st = run_clean("cpu", ["good"], cell_timeout=120)
+    rec = json.loads((fake_repo / "book/records/cpu/good.json").read_text())
+    assert st["good"]["ok"] and rec["commit"] == git("rev-parse", "HEAD").strip() and rec["dirty"] is False
+    assert rec["claims"][0]["verdict"] == "reproduced" and (fake_repo / "_runs/cpu/good.ipynb").exists()
