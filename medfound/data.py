@@ -299,7 +299,8 @@ def check_pair(image, label, name: str = "label", spacing=None, label_spacing=No
     if np.shape(label) != np.shape(image):
         raise DataError(f"{name}: label shape {np.shape(label)} differs from the image's {np.shape(image)}")
     if spacing is not None and label_spacing is not None and not np.allclose(spacing, label_spacing, rtol=rtol):
-        raise DataError(f"{name}: label spacing {tuple(label_spacing)} mm differs from the image's {tuple(spacing)} mm")
+        r = lambda sp: tuple(round(float(s), 4) for s in sp)
+        raise DataError(f"{name}: label spacing {r(label_spacing)} mm differs from the image's {r(spacing)} mm")
 
 def load_pair(image_path, label_path, ndim: int = 3) -> tuple[np.ndarray, np.ndarray, tuple]:
     "Image (float32), label (float32) and spacing of one case, each checked, and the label checked against the image."
