@@ -74,6 +74,17 @@ def _profile_lock(profile: str, log=print):
         yield
     finally: f.close()
 
+@contextlib.contextmanager
+def _environ(**kw):
+    "Set environment variables for the duration of the block, then restore them."
+    old = {k: os.environ.get(k) for k in kw}
+    os.environ.update(kw)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
 def _hms(s: float) -> str: return f"{int(s // 60)}:{int(s % 60):02d}"
 
 def run_chapters(profile: str, names: list[str] | None = None, out: Path | None = None, cell_timeout: int = 1200,
@@ -83,14 +94,14 @@ def run_chapters(profile: str, names: list[str] | None = None, out: Path | None 
     check_profile(profile)
     root = _root()
     out = Path(out or root / "_runs" / profile); out.mkdir(parents=True, exist_ok=True)
-    os.environ["MEDFOUND_STATIC"] = "1"   # static figures instead of live viewers
-    os.environ["MEDFOUND_FRESH"] = "1"    # train from scratch: recorded times are for the whole run
     chapters = select_chapters(names, include_core, root)
     prev = _load_stats(out); stats = {}; t_all = time.perf_counter()
     todo = [c for c in chapters if force or not is_up_to_date(c, profile, out, prev, root)]
     for c in chapters:
         if c not in todo: log(f"[{profile}] {c['slug']}: up to date (sources unchanged since its last run), skipped")
-    with _profile_lock(profile, log):
+    # the kernels inherit: static figures instead of live viewers, training from scratch (whole-run times);
+    # restored afterwards so that nothing leaks into the caller (tests run many things in one process)
+    with _profile_lock(profile, log), _environ(MEDFOUND_STATIC="1", MEDFOUND_FRESH="1"):
         for i, ch in enumerate(todo, 1):
             slug, t0, started = ch["slug"], time.perf_counter(), time.time()
             left = sum((prev.get(c["slug"]) or {}).get("runner_wall_s") or 0 for c in todo[i - 1:])

@@ -95,3 +95,11 @@ def test_clean_run_names_a_clean_commit(fake_repo):
     rec = json.loads((fake_repo / "book/records/cpu/good.json").read_text())
     assert st["good"]["ok"] and rec["commit"] == git("rev-parse", "HEAD").strip() and rec["dirty"] is False
     assert rec["claims"][0]["verdict"] == "reproduced" and (fake_repo / "_runs/cpu/good.ipynb").exists()
+
+
+def test_runner_leaves_the_environment_as_it_found_it(fake_repo, monkeypatch):
+    import os
+    from medfound.runner import run_chapters
+    monkeypatch.delenv("MEDFOUND_STATIC", raising=False); monkeypatch.delenv("MEDFOUND_FRESH", raising=False)
+    run_chapters("smoke", ["good"], force=True)
+    assert "MEDFOUND_STATIC" not in os.environ and "MEDFOUND_FRESH" not in os.environ
