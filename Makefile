@@ -10,7 +10,7 @@ CHAPTERS ?=
 export PATH := $(BIN):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install data book run build test check-export nbtest pytest smoke-book clean
+.PHONY: install data book run build test check-export nbtest nbtest-order pytest smoke-book clean
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt setup.py settings.ini
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,13 @@ nbtest pytest: export OMP_NUM_THREADS := 1
 
 nbtest: data
 	timeout 900 $(BIN)/nbdev_test --n_workers 2 --timing
+
+# All notebooks in one process in reversed (or ORDER=shuffled SEED=n) order: finds tests that depend on
+# what an earlier notebook left behind (nbdev_test reuses its workers). Not part of `make test`.
+nbtest-order: export TRITON_INTERPRET := 1
+nbtest-order: export OMP_NUM_THREADS := 1
+nbtest-order: data
+	timeout 1800 $(BIN)/python tests/nb_order.py --order $(or $(ORDER),reversed) --seed $(or $(SEED),0)
 
 pytest: data
 	$(BIN)/python -m pytest -q tests
