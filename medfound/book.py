@@ -4,118 +4,472 @@
 
 # %% ../nbs/core/07_book.ipynb #b00k0003
 from __future__ import annotations
-import json, os, re, shutil, subprocess, sys, time
+import base64, html, io, json, math, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import yaml
 from .core import check_profile, repo_root
-from .records import load_records
+from .records import validate_record, source_hashes, effect_text
 from .runner import _root, load_papers
 
 # %% auto #0
-__all__ = ['VERDICT_MARK', 'MATHJAX', 'latest_records', 'scorecard_md', 'statistics_md', 'write_book_sources', 'ensure_mathjax',
-           'build_book']
+__all__ = ['OLD_FORMAT', 'VERDICT_COLOURS', 'VERDICT_MARK', 'PROFILE_RANK', 'VERDICTS_ORDER', 'FOREST_CAPTION', 'FOREST_PNG',
+           'SMOKE_NOTE', 'MATHJAX', 'MATHJAX_COMPONENT', 'MATHJAX_DIR', 'read_record', 'latest_records', 'record_state',
+           'state_labels', 'cell', 'effect_ci', 'best_record', 'chapter_href', 'claim_rows', 'verdict_counts',
+           'normalised_effect', 'forest_rows', 'forest_plot', 'scorecard_md', 'statistics_md', 'record_box_md',
+           'is_setup_cell', 'path_scrubber', 'figure_title', 'add_alt_text', 'prepare_notebook', 'write_book_sources',
+           'ensure_mathjax', 'build_book', 'setup']
 
 # %% ../nbs/core/07_book.ipynb #ce38c044
+OLD_FORMAT = "old format (pre evidence standard)"
+
+def read_record(path: Path) -> dict:
+    """A record file for display. Schema-2 records are validated; old-format, invalid or unreadable files
+    come back flagged in `_format` ("2", "old", "invalid", "unreadable"), never raised: the book must build
+    while chapters are being migrated."""
+    path = Path(path)
+    try: r = json.loads(path.read_text())
+    except Exception as e: r = dict(_format="unreadable", _problem=f"{type(e).__name__}: {e}")
+    if not isinstance(r, dict): r = dict(_format="unreadable", _problem="not a JSON object")
+    if "_format" not in r:
+        if r.get("schema") == 2:
+            try: validate_record(r); r["_format"] = "2"
+            except Exception as e: r["_format"], r["_problem"] = "invalid", str(e).splitlines()[0]
+        else: r["_format"] = "old"
+    r.setdefault("chapter", path.stem); r.setdefault("profile", path.parent.name)
+    for k in ("claims", "checks"):
+        if not isinstance(r.get(k), list): r[k] = []
+    r["_path"] = str(path)
+    return r
+
 def latest_records(root: Path | None = None) -> dict:
-    "`{(chapter, profile): record}` keeping the newest record of each pair."
+    "`{(chapter, profile): record}` keeping the newest record of each pair (see `read_record`)."
     root = root or _root()
     out = {}
     for folder in (root / "book/records", root / "_runs/records"):
         if not folder.exists(): continue
-        for r in load_records(folder):
-            k = (r["chapter"], r["profile"])
-            if k not in out or r["started"] > out[k]["started"]: out[k] = r
+        for p in sorted(folder.glob("*/*.json")):
+            r = read_record(p); k = (r["chapter"], r["profile"])
+            if k not in out or str(r.get("started") or "") > str(out[k].get("started") or ""): out[k] = r
     return out
 
-def _fmt(x):
-    if isinstance(x, float): return f"{x:.4g}"
-    return "" if x is None else str(x)
+def record_state(rec: dict, root: Path | None = None) -> dict:
+    """What a reader must know before trusting a record: `failed` (the run failed: no verdicts), `dirty`
+    (written from uncommitted changes), `stale` (the chapter's notebook changed since: True/False, None
+    when unknown) and `old` (old format or invalid)."""
+    failed = rec.get("status") == "failed" or (rec.get("runner") or {}).get("ok") is False
+    stale = None
+    have = (rec.get("sources") or {}).get("notebook_sha256")
+    if have:
+        try: now = source_hashes(rec["chapter"], root or _root()).get("notebook_sha256")
+        except Exception: now = None
+        stale = None if now is None else have != now
+    return dict(failed=failed, dirty=bool(rec.get("dirty")), stale=stale, old=rec.get("_format") != "2")
 
-def _evidence(ev: dict) -> str:
-    if "mean_gain" in ev:
-        se = ev.get("se_gain")
-        return (f"method {_fmt(ev['mean_method'])} vs baseline {_fmt(ev['mean_baseline'])}; gain {_fmt(ev['mean_gain'])}"
-                + (f" ± {_fmt(se)} (se, n={ev['n_seeds']})" if se is not None else f" (n={ev['n_seeds']})"))
-    if "threshold" in ev: return f"value {_fmt(ev['value'])} vs threshold {_fmt(ev['threshold'])}"
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in ev.items() if k != "verdict" and not isinstance(v, (list, dict)))
+def state_labels(st: dict, html_ok: bool = True) -> list[str]:
+    "Short labels for `record_state` (dirty in red when `html_ok`)."
+    out = []
+    if st["failed"]: out.append("failed")
+    if st["old"]: out.append(OLD_FORMAT)
+    if st["dirty"]: out.append('<span class="mf-dirty">dirty</span>' if html_ok else "dirty")
+    if st["stale"]: out.append('<span class="mf-stale">stale</span>' if html_ok else "stale")
+    return out
 
+# %% ../nbs/core/07_book.ipynb #b00k0013
+VERDICT_COLOURS = {"reproduced": "#1b7837", "not reproduced": "#c51b7d", "inconclusive": "#7f7f7f"}
 VERDICT_MARK = {"reproduced": "**reproduced**", "not reproduced": "**not reproduced**", "inconclusive": "inconclusive"}
+PROFILE_RANK = ("gpu", "cpu", "smoke")
 
-def scorecard_md(root: Path | None = None, in_book: set | None = None) -> str:
-    """The scorecard page: every paper, its chapter (or none yet) and each claim's verdict per profile.
-    `in_book`: slugs whose executed notebooks are in this build (others are named, not linked)."""
-    root = root or _root(); cat = load_papers(root); recs = latest_records(root)
-    lines = ["# Scorecard", "",
-             "Every paper of the book, and for each claim the verdict that the chapter computed from its own run.",
-             "Profiles: `smoke` only checks that code runs (tiny sizes, verdicts meaningless), `cpu` is the",
-             "small-scale reproduction on 2 CPU cores, `gpu` the one-H100 run. Evidence is the paired per-seed",
-             "difference (mean ± standard error) unless stated.", ""]
-    counts = {v: 0 for v in VERDICT_MARK}
+def cell(s) -> str:
+    "Text made safe for a Markdown table cell: HTML-escaped, `|` and `$` escaped, one line."
+    s = html.escape("" if s is None else str(s), quote=False)
+    return s.replace("|", "\\|").replace("$", "\\$").replace("\r", " ").replace("\n", " ").strip()
+
+def _num(x, digits: int = 3) -> str:
+    if x is None: return "–"
+    try: x = float(x)
+    except (TypeError, ValueError): return cell(x)
+    return "–" if not math.isfinite(x) else f"{x:.{digits}g}"
+
+def effect_ci(ev: dict) -> str:
+    "'+0.041 [0.012, 0.070]' from a claim's evidence; '–' where missing."
+    if not isinstance(ev, dict) or ev.get("effect") is None: return "–"
+    lo, hi = (list(ev.get("ci") or [None, None]) + [None, None])[:2]
+    e = ev["effect"]
+    sign = "+" if isinstance(e, (int, float)) and e >= 0 else ""
+    return f"{sign}{_num(e)} [{_num(lo)}, {_num(hi)}]"
+
+def best_record(recs: dict, slug: str, profiles=PROFILE_RANK):
+    "The record of `slug` under the best profile available (gpu, then cpu, then smoke)."
+    return next((recs[(slug, p)] for p in profiles if (slug, p) in recs), None)
+
+def chapter_href(part: str, slug: str, section: str | None = None) -> str:
+    return f"chapters/{part}/{slug}.html" + (f"#{section}" if section else "")
+
+def _link(part, slug, section, in_book) -> str:
+    if in_book is not None and slug not in in_book: return f"`{slug}`"
+    return f'<a href="{html.escape(chapter_href(part, slug, section))}">{html.escape(slug)}</a>'
+
+def _error_line(rec: dict) -> str:
+    err = str(rec.get("error") or (rec.get("runner") or {}).get("error") or "")
+    lines = [l for l in err.splitlines() if l.strip()]
+    return lines[-1][:160] if lines else "no error text"
+
+def claim_rows(rec: dict, part: str, in_book=None, root=None) -> list[str]:
+    "Scorecard table rows for the claims of one record (one row saying 'failed' for a failed run)."
+    slug = rec["chapter"]; st = record_state(rec, root); prof = rec.get("profile", "")
+    flags = state_labels(st); tag = f" ({', '.join(flags)})" if flags else ""
+    where = lambda c=None: _link(part, slug, (c or {}).get("section"), in_book) + f"<br>{cell(prof)}{tag}"
+    if st["failed"]:
+        return [f"| {where()} | run failed: {cell(_error_line(rec))} | – | – | failed | | |"]
+    rows = []
+    for c in rec["claims"]:
+        ev = c.get("evidence") if isinstance(c.get("evidence"), dict) else {}
+        if st["old"]:
+            verdict, eff, n = OLD_FORMAT, "–", "–"
+        else:
+            verdict = f"{VERDICT_MARK.get(c.get('verdict'), cell(c.get('verdict')))}: {cell(c.get('reason'))}"
+            if prof == "smoke": verdict += " *(smoke: not a result)*"
+            eff, n = effect_ci(ev), _num(ev.get("n"), 6)
+        rows.append(f"| {where(c)} | {cell(c.get('claim'))} | {eff} | {n} | {verdict} | {cell(c.get('paper'))} | "
+                    f"{cell(c.get('caveat'))} |")
+    if not rows: rows.append(f"| {where()} | no claims in this record | – | – | – | | |")
+    return rows
+
+def verdict_counts(recs: dict, cat: dict, root=None) -> list[str]:
+    "Table: per part, claims by verdict (cpu/gpu records), failed runs, old records, and checks apart."
+    head = ["| part | reproduced | not reproduced | inconclusive | failed runs | old format | smoke only | checks passed | checks failed |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    total = [0] * 8; rows = []
     for part, title in cat["parts"].items():
-        lines += [f"## {title}", ""]
-        for p in [p for p in cat["papers"] if p["part"] == part]:
-            lines.append(f"### {p['title']}")
-            lines.append("")
-            if not p["notebook"]: where = "**No chapter yet.**"
-            elif in_book is None or p["slug"] in in_book: where = f"Chapter: [{p['slug']}](chapters/{part}/{p['slug']}.ipynb)."
-            else: where = f"Chapter: `nbs/{part}/{p['slug']}.ipynb` (not executed for this build)."
-            lines.append(f"Reference: {p['ref']}. " + where)
-            lines.append("")
-            rows = [(prof, c) for prof in ("gpu", "cpu") for c in (recs.get((p["slug"], prof)) or {}).get("claims", [])]
-            if not rows:  # smoke verdicts only when nothing better exists (they test the code, not the claim)
-                rows = [("smoke", c) for c in (recs.get((p["slug"], "smoke")) or {}).get("claims", [])]
-            if p["notebook"] and not rows: lines += ["No run record yet.", ""]
-            if rows:
-                lines += ["| profile | claim | verdict | evidence |", "|---|---|---|---|"]
-                for prof, c in rows:
-                    if prof != "smoke": counts[c["verdict"]] += 1
-                    lines.append(f"| {prof} | {c['claim']} | {VERDICT_MARK[c['verdict']]} | {_evidence(c['evidence'])} |")
-                lines.append("")
-    have = sum(1 for p in cat["papers"] if p["notebook"])
-    summary = [f"**{have} of {len(cat['papers'])} papers have a chapter.** Claims in `cpu`/`gpu` records: "
-               + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "",
-               "| paper | best profile | reproduced | not reproduced | inconclusive |", "|---|---|---|---|---|"]
+        n = [0] * 8
+        for p in (p for p in cat["papers"] if p["part"] == part):
+            r = best_record(recs, p["slug"])
+            if r is None: continue
+            st = record_state(r, root)
+            if st["failed"]: n[3] += 1; continue
+            if st["old"]: n[4] += 1; continue
+            if r.get("profile") == "smoke": n[5] += 1; continue
+            for c in r["claims"]:
+                if c.get("verdict") in VERDICTS_ORDER: n[VERDICTS_ORDER.index(c["verdict"])] += 1
+            for k in r["checks"]: n[6 if k.get("passed") else 7] += 1
+        total = [a + b for a, b in zip(total, n)]
+        rows.append(f"| {cell(title)} | " + " | ".join(map(str, n)) + " |")
+    rows.append("| **all** | " + " | ".join(f"**{x}**" for x in total) + " |")
+    return head + rows
+
+VERDICTS_ORDER = ("reproduced", "not reproduced", "inconclusive")
+
+# %% ../nbs/core/07_book.ipynb #b00k0014
+FOREST_CAPTION = ("Every claim's effect with its 95 % interval, one row per claim, normalised to the claim's margin: "
+                  "(effect − margin) / |baseline − floor| (the baseline arm's distance from the trivial reference "
+                  "measured in the same run; |baseline| when a claim has no floor). Right of the dashed line: the "
+                  "method beats the baseline by more than the margin. Colour: verdict (green reproduced, magenta not "
+                  "reproduced, grey inconclusive). Red labels: records written from a dirty tree; '(stale)': the "
+                  "chapter changed since its record. Intervals are clipped at ±3 (arrows).")
+
+def normalised_effect(ev: dict):
+    "(effect − margin, lo − margin, hi − margin) / |baseline − floor| for the forest plot (None if no effect)."
+    try:
+        e, (lo, hi), m = float(ev["effect"]), ev["ci"], float(ev.get("margin") or 0.0)
+    except (KeyError, TypeError, ValueError): return None
+    if not math.isfinite(e): return None
+    lo = -math.inf if lo is None else float(lo); hi = math.inf if hi is None else float(hi)
+    base = ev.get("mean_baseline"); fl = ev.get("floor") or {}
+    try: scale = abs(float(base) - float(fl["value"])) if fl.get("value") is not None else abs(float(base))
+    except (TypeError, ValueError, KeyError): scale = 0.0
+    if not (math.isfinite(scale) and scale > 1e-12): scale = 1.0
+    return ((e - m) / scale, (lo - m) / scale, (hi - m) / scale)
+
+def forest_rows(recs: dict, cat: dict, root=None) -> list[dict]:
+    "One row per claim of every chapter's best record that has a schema-2 verdict (failed and old skipped)."
+    rows = []
     for p in cat["papers"]:
-        prof = next((pr for pr in ("gpu", "cpu", "smoke") if (p["slug"], pr) in recs), None)
-        if not prof: continue
-        vs = [c["verdict"] for c in recs[(p["slug"], prof)]["claims"]]
-        summary.append(f"| {p['slug']} | {prof} | " + " | ".join(str(vs.count(v)) for v in VERDICT_MARK) + " |")
-    lines[7:7] = summary + [""]
+        r = best_record(recs, p["slug"])
+        if r is None: continue
+        st = record_state(r, root)
+        if st["failed"] or st["old"]: continue
+        for c in r["claims"]:
+            ne = normalised_effect(c.get("evidence") or {})
+            if ne is None: continue
+            rows.append(dict(label=f"{p['slug']}: {c.get('id')}" + (" (stale)" if st["stale"] else "")
+                             + (" [smoke]" if r.get("profile") == "smoke" else ""),
+                             x=ne, verdict=c.get("verdict"), dirty=st["dirty"]))
+    return rows
+
+def forest_plot(rows: list[dict], path: Path, clip: float = 3.0) -> Path:
+    "Draw the scorecard's forest plot (PNG, 150 dpi) of `forest_rows` into `path`."
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    n = max(len(rows), 1)
+    fig = Figure(figsize=(8, 1.2 + 0.28 * n), dpi=150)
+    ax = fig.add_subplot()
+    for i, r in enumerate(rows):
+        y = n - 1 - i; e, lo, hi = r["x"]; col = VERDICT_COLOURS.get(r["verdict"], "#7f7f7f")
+        lo_c, hi_c = max(lo, -clip), min(hi, clip)
+        ax.plot([lo_c, hi_c], [y, y], color=col, lw=2)
+        ax.plot([min(max(e, -clip), clip)], [y], "o", color=col, ms=6)
+        if lo < -clip: ax.plot([-clip], [y], "<", color=col, ms=6)
+        if hi > clip: ax.plot([clip], [y], ">", color=col, ms=6)
+    ax.axvline(0, color="k", ls="--", lw=1)
+    ax.set_yticks(range(n)); ax.set_ylim(-0.7, n - 0.3); ax.set_xlim(-clip - 0.2, clip + 0.2)
+    ax.set_yticklabels([r["label"] for r in rows][::-1] or [""], fontsize=9)
+    for t, r in zip(ax.get_yticklabels(), rows[::-1]):
+        if r["dirty"]: t.set_color("#d00000")
+    ax.set_xlabel("(effect − margin) / |baseline − floor|", fontsize=10)
+    ax.set_title("Claims: effect and 95 % interval relative to the margin" if rows else "No claim with a verdict yet",
+                 fontsize=11)
+    ax.legend(handles=[Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in VERDICT_COLOURS.items()],
+              fontsize=9, loc="lower right", framealpha=0.8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    return path
+
+# %% ../nbs/core/07_book.ipynb #b00k0015
+FOREST_PNG = "chapters/_figures/scorecard_forest.png"   # under book/, ignored by git, written at build time
+
+def scorecard_md(root: Path | None = None, in_book: set | None = None, forest: str | None = None) -> str:
+    """The scorecard page: verdict counts by part (claims and checks apart), the forest plot `forest` (a
+    path relative to the book, or None) and one row per claim with effect, interval, n, verdict and reason,
+    the chapter's caveat and a link to its section. `in_book`: slugs whose chapters are in this build."""
+    root = root or _root(); cat = load_papers(root); recs = latest_records(root)
+    have = sum(1 for p in cat["papers"] if p["notebook"])
+    lines = ["# Scorecard", "",
+             "Every paper of the book and, for each of its claims, the verdict that the chapter computed from its "
+             "own run (the best profile available: `gpu`, then `cpu`, then `smoke`). A verdict reads the 95 % "
+             "Student-t interval of the paired per-seed difference (method − baseline, signed so that positive "
+             "favours the method) against the claim's margin; it is inconclusive when an arm does not clear its "
+             "trivial floor, when seeds are too few, or when collapsed seeds change it.",
+             "",
+             "`smoke` runs only check that the code runs: their numbers are not results. A record marked "
+             '<span class="mf-dirty">dirty</span> was written from uncommitted changes; '
+             '<span class="mf-stale">stale</span>: the chapter changed after its run; *failed*: the run '
+             f"failed and gives no verdict; *{OLD_FORMAT}*: written before verdicts had intervals and floors.",
+             "", f"**{have} of {len(cat['papers'])} papers have a chapter.**", "",
+             "## Verdicts by part", "",
+             "Claims (the papers' empirical statements) are counted by verdict from `cpu`/`gpu` records; checks "
+             "(implementation facts) apart; failed, old-format and smoke-only chapters are counted as chapters.", ""]
+    lines += verdict_counts(recs, cat, root) + [""]
+    if forest:
+        alt = ("Forest plot: one row per claim, the normalised effect as a dot with its 95 % interval as a "
+               "horizontal bar, coloured by verdict")
+        lines += ["## Effects at a glance", "", f":::{{figure}} {forest}", f":alt: {alt}", ":width: 100%", "",
+                  FOREST_CAPTION, ":::", ""]
+    lines += ["## Claims", ""]
+    head = ["| chapter | claim | ours: effect [95 % CI] | n | verdict: reason | paper | caveat |",
+            "|---|---|---|---|---|---|---|"]
+    for part, title in cat["parts"].items():
+        papers = [p for p in cat["papers"] if p["part"] == part]
+        rows, missing, no_rec = [], [], []
+        for p in papers:
+            if not p["notebook"]: missing.append(p); continue
+            r = best_record(recs, p["slug"])
+            if r is None: no_rec.append(p); continue
+            rows += claim_rows(r, part, in_book, root)
+        lines += [f"### {title}", ""]
+        if rows: lines += head + rows + [""]
+        if no_rec: lines += ["No run record yet: " + ", ".join(_link(part, p["slug"], None, in_book) for p in no_rec) + ".", ""]
+        if missing: lines += ["No chapter yet: " + "; ".join(f"{cell(p['title'])} ({cell(p['ref'])})" for p in missing) + ".", ""]
     return "\n".join(lines) + "\n"
 
 def statistics_md(root: Path | None = None) -> str:
-    "Execution statistics: wall time, peak memory, profile, hardware and commit per chapter and profile."
+    "Execution statistics: wall time, peak memory, profile, hardware, commit and state per chapter and profile."
     root = root or _root(); recs = latest_records(root)
     lines = ["# Execution statistics", "",
-             "From the run records (the runner's own wall-clock time per chapter when the runner executed it,",
-             "otherwise the time the chapter measured itself) and, for failed runs, from the runner's `stats.json`.", "",
-             "| chapter | profile | status | runner wall (s) | chapter wall (s) | peak RSS (MiB) | peak GPU (MiB) | hardware | commit | started |",
+             "From the run records (the runner's own wall-clock time per chapter when the runner executed it, "
+             "otherwise the time the chapter measured itself) and, for runs without a record, from the runner's "
+             "`stats.json`.", "",
+             "| chapter | profile | state | runner wall (s) | chapter wall (s) | peak RSS (MiB) | peak GPU (MiB) | hardware | commit | started |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (ch, prof), r in sorted(recs.items()):
-        run = r.get("runner", {}); hw = r["hardware"]
-        hwtxt = f"{hw.get('gpu') or hw['cpu']} ({hw['cores']} cores)"
-        lines.append(f"| {ch} | {prof} | {'ok' if run.get('ok', True) else 'failed'} | {_fmt(run.get('runner_wall_s'))} | "
-                     f"{_fmt(r['wall_time_s'])} | {_fmt(r['memory'].get('peak_rss_mib'))} | {_fmt(r['memory'].get('peak_gpu_mib'))} | "
-                     f"{hwtxt} | {r['commit'][:12]} | {r['started']} |")
-    fails, extra = [], []
-    for prof in ("smoke", "cpu", "gpu"):
+        run = r.get("runner") or {}; hw = r.get("hardware") if isinstance(r.get("hardware"), dict) else {}
+        mem = r.get("memory") if isinstance(r.get("memory"), dict) else {}
+        st = record_state(r, root); state = ", ".join(state_labels(st)) or "ok"
+        hwtxt = cell(f"{hw.get('gpu') or hw.get('cpu') or '?'} ({hw.get('cores', '?')} cores)")
+        lines.append(f"| {cell(ch)} | {cell(prof)} | {state} | {_num(run.get('runner_wall_s'), 4)} | "
+                     f"{_num(r.get('wall_time_s'), 4)} | {_num(mem.get('peak_rss_mib'), 5)} | {_num(mem.get('peak_gpu_mib'), 5)} | "
+                     f"{hwtxt} | {cell(str(r.get('commit') or '')[:12])} | {cell(r.get('started'))} |")
+    fails = []
+    for prof in PROFILE_RANK:
         f = root / "_runs" / prof / "stats.json"
         if not f.exists(): continue
-        for s in json.loads(f.read_text()).values():
-            if not s["ok"]: fails.append(s)
-            elif (s["chapter"], prof) not in recs: extra.append(s)   # notebooks without a record (core)
-    for s in sorted(extra, key=lambda s: (s["chapter"], s["profile"])):
-        lines.append(f"| {s['chapter']} | {s['profile']} | ok | {_fmt(s['runner_wall_s'])} |  |  |  | this machine |  | {s['finished']} |")
+        try: stats = json.loads(f.read_text())
+        except Exception: continue
+        for s in sorted(stats.values(), key=lambda s: s.get("chapter", "")):
+            if not s.get("ok"): fails.append(s)
+            elif (s.get("chapter"), prof) not in recs:   # notebooks without a record (core)
+                lines.append(f"| {cell(s.get('chapter'))} | {cell(prof)} | ok | {_num(s.get('runner_wall_s'), 4)} |  |  |  | "
+                             f"this machine |  | {cell(s.get('finished'))} |")
     if fails:
-        lines += ["", "## Failed in the last run", ""] + [f"- {s['chapter']} ({s['profile']}), after {s['runner_wall_s']} s" for s in fails]
+        lines += ["", "## Failed in the last run", ""] + [
+            f"- {cell(s.get('chapter'))} ({cell(s.get('profile'))}), after {_num(s.get('runner_wall_s'), 4)} s" for s in fails]
     return "\n".join(lines) + "\n"
+
+# %% ../nbs/core/07_book.ipynb #b00k0017
+SMOKE_NOTE = ("These numbers come from the **smoke** profile (tiny sizes and few steps, a test that the code "
+              "runs): they are not results.")
+
+def _hw_text(hw) -> str:
+    if not isinstance(hw, dict): return cell(hw)
+    gpu = hw.get("gpu"); cpu = hw.get("cpu") or "?"
+    return cell(f"{cpu}, {hw.get('cores', '?')} cores" + (f"; GPU {gpu}" if gpu else "; no GPU"))
+
+def record_box_md(rec: dict | None, profile: str, root: Path | None = None) -> str:
+    """The box at the top of a chapter, from its run record: profile, hardware, seeds, commit and its
+    dirty/stale state, wall time, peak memory, each claim's verdict with effect and interval beside the
+    paper's number. Under `smoke` it says that the numbers are not results."""
+    title = f"Run record: {profile} profile"
+    body = []
+    if profile == "smoke": body += [SMOKE_NOTE, ""]
+    if rec is None:
+        body += [f"No run record of this chapter under the `{profile}` profile."]
+    else:
+        st = record_state(rec, root); run = rec.get("runner") or {}
+        mem = rec.get("memory") if isinstance(rec.get("memory"), dict) else {}
+        commit = cell(str(rec.get("commit") or "unknown")[:12])
+        if st["dirty"]: commit += ' <span class="mf-dirty">dirty: uncommitted changes</span>'
+        if st["stale"]: commit += ' <span class="mf-stale">stale: the chapter changed since this run</span>'
+        wall = _num(run.get("runner_wall_s") or rec.get("wall_time_s"), 4)
+        peak = f"{_num(mem.get('peak_rss_mib'), 5)} MiB RSS" + (
+            f", {_num(mem.get('peak_gpu_mib'), 5)} MiB GPU" if mem.get("peak_gpu_mib") else "")
+        seeds = rec.get("seeds") or []
+        body += ["| | |", "|---|---|", f"| profile | {cell(rec.get('profile', profile))} |",
+                 f"| hardware | {_hw_text(rec.get('hardware'))} |",
+                 f"| seeds | {cell(', '.join(map(str, seeds))) or '–'} ({len(seeds)}) |",
+                 f"| commit | {commit} |", f"| wall time | {wall} s |", f"| peak memory | {peak} |",
+                 f"| started | {cell(rec.get('started'))} |", ""]
+        if st["failed"]:
+            body += [f"**This run failed** ({cell(_error_line(rec))}): it gives no verdict."]
+        elif st["old"]:
+            body += [f"This record is in the {OLD_FORMAT}: its verdicts lack intervals and floors and are not shown."]
+        elif rec["claims"]:
+            body += ["| claim | paper | ours: effect [95 % CI], n | verdict |", "|---|---|---|---|"]
+            for c in rec["claims"]:
+                ev = c.get("evidence") or {}
+                body.append(f"| {cell(c.get('claim'))} | {cell(c.get('paper'))} | {effect_ci(ev)}, n={_num(ev.get('n'), 6)} | "
+                            f"{VERDICT_MARK.get(c.get('verdict'), cell(c.get('verdict')))}: {cell(c.get('reason'))} |")
+        else:
+            body += ["The record holds no claims."]
+        if rec.get("checks"):
+            ok = sum(bool(k.get("passed")) for k in rec["checks"])
+            body += ["", f"Checks (implementation facts): {ok} of {len(rec['checks'])} passed."]
+    return "\n".join([":::{admonition} " + title, ":class: record-box", ""] + body + [":::"]) + "\n"
+
+# %% ../nbs/core/07_book.ipynb #b00k0018
+def _src(c) -> str: return "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+
+def _tag(c, tag):
+    tags = c.setdefault("metadata", {}).setdefault("tags", [])
+    if tag not in tags: tags.append(tag)
+
+def _hide_directive_cells(nb: dict) -> dict:
+    "Tag code cells that hold only nbdev directives (`#| default_exp ...`) `remove-cell`: noise in the book."
+    for c in nb["cells"]:
+        lines = [l for l in _src(c).splitlines() if l.strip()]
+        if c["cell_type"] == "code" and lines and all(l.lstrip().startswith("#|") for l in lines): _tag(c, "remove-cell")
+    return nb
+
+_IMPORT = re.compile(r"^\s*(import\s|from\s+\S+\s+import\s|%matplotlib|warnings\.filterwarnings|os\.environ)")
+
+def is_setup_cell(src: str) -> bool:
+    "A cell of imports and environment settings (at least two lines, mostly imports): folded in the book."
+    lines = [l for l in src.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+    return len(lines) >= 2 and sum(bool(_IMPORT.match(l)) for l in lines) >= 0.6 * len(lines)
+
+def path_scrubber(root: Path | None = None, extra=()):
+    "A function removing machine-specific absolute paths (checkout, venv, home, temp folders) from text."
+    roots = sorted({str(p).rstrip("/") for p in [root, sys.prefix, *extra] if p and len(str(p)) > 1}, key=len, reverse=True)
+    home = os.path.expanduser("~").rstrip("/")
+    tmp = re.escape(tempfile.gettempdir().rstrip("/"))
+    pats = [(re.compile(re.escape(r) + r"/?"), "") for r in roots]
+    pats += [(re.compile(tmp + r"/[^\s/'\"]+/?"), ""), (re.compile(r"/(?:home/[^\s/'\"]+|root)/"), "~/")]
+    if home not in ("", "/"): pats.append((re.compile(re.escape(home) + "/"), "~/"))
+    def scrub(s: str) -> str:
+        for p, r in pats: s = p.sub(r, s)
+        return s
+    return scrub
+
+def _map_text(obj, f):
+    if isinstance(obj, str): return f(obj)
+    if isinstance(obj, list): return [_map_text(x, f) for x in obj]
+    return obj
+
+_TITLE = re.compile(r"""(?:set_title|suptitle|title)\s*[(=]\s*f?(["'])(.+?)\1""")
+
+def figure_title(src: str, heading: str | None = None) -> str | None:
+    "A description for a figure made by a cell: its (sup)titles, else the section it is in."
+    found = [re.sub(r"\{[^}]*\}", "…", m.group(2)).strip() for m in _TITLE.finditer(src)]
+    found = [t for t in dict.fromkeys(found) if t and not re.search(r"\.(png|jpe?g|svg|gif)$", t, re.I)]
+    if found: return "; ".join(found)[:240]
+    return f"Figure in the section “{heading}”" if heading else None
+
+_IMG_NOALT = re.compile(r"<img\b(?![^>]*\balt=)", re.I)
+
+def add_alt_text(nb: dict, chapter: str = "") -> dict:
+    """Give every image output alt text and a caption from its cell (the figure's titles, else its section)
+    unless the cell's metadata already sets them; `<img>` in HTML outputs without `alt` gets the same."""
+    heading = None
+    for c in nb["cells"]:
+        if c["cell_type"] == "markdown":
+            hs = re.findall(r"^#{1,4}\s+(.+)$", _src(c), re.M)
+            if hs: heading = re.sub(r"[*_`$\\]", "", hs[-1]).strip()
+            c["source"] = re.sub(r"!\[\]\(([^)]+)\)", lambda m: f"![{heading or chapter or 'figure'}]({m.group(1)})", _src(c))
+            continue
+        if c["cell_type"] != "code": continue
+        outs = c.get("outputs") or []
+        has_img = any(k.startswith("image/") for o in outs for k in (o.get("data") or {}))
+        if not has_img and not any("<img" in _src_of(o.get("data", {}).get("text/html")) for o in outs): continue
+        title = figure_title(_src(c), heading) or f"Figure of the chapter {chapter}"
+        for o in outs:
+            h = (o.get("data") or {}).get("text/html")
+            if h is not None:
+                o["data"]["text/html"] = _IMG_NOALT.sub(f'<img alt="{html.escape(title)}"', _src_of(h))
+        if has_img:
+            mnb = c.setdefault("metadata", {}).setdefault("mystnb", {})
+            mnb.setdefault("image", {}).setdefault("alt", title)
+            mnb.setdefault("figure", {}).setdefault("caption", cell(title))
+    return nb
+
+def _src_of(x) -> str: return "" if x is None else ("".join(x) if isinstance(x, list) else str(x))
+
+def prepare_notebook(nb: dict, profile: str, record: dict | None = None, paper: bool = True,
+                     root: Path | None = None, chapter: str = "") -> dict:
+    """The executed notebook as the book shows it: nbdev directives and papermill's injected parameters
+    removed, the parameters cell and setup cells folded, machine paths scrubbed from outputs, alt text and
+    captions on figures and (for a paper chapter) the run-record box after the title."""
+    scrub = path_scrubber(root)
+    _hide_directive_cells(nb)
+    for c in nb["cells"]:
+        tags = c.get("metadata", {}).get("tags", [])
+        if c["cell_type"] != "code": continue
+        if "injected-parameters" in tags: _tag(c, "remove-cell"); continue
+        lines = _src(c).splitlines()
+        while lines and lines[0].lstrip().startswith("#|"): lines.pop(0)   # export directives are noise
+        c["source"] = "\n".join(lines)
+        if "parameters" in tags or is_setup_cell(c["source"]): _tag(c, "hide-input")
+        for o in c.get("outputs") or []:
+            if "text" in o: o["text"] = _map_text(o["text"], scrub)
+            if "traceback" in o: o["traceback"] = _map_text(o["traceback"], scrub)
+            for k in list((o.get("data") or {})):
+                if k.startswith("text/") or k == "application/json": o["data"][k] = _map_text(o["data"][k], scrub)
+    add_alt_text(nb, chapter)
+    if paper:
+        box = dict(cell_type="markdown", id="mf-record-box", metadata={},
+                   source=record_box_md(record, profile, root))
+        at = next((i + 1 for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown"
+                   and _src(c).lstrip().startswith("# ")), 0)
+        nb["cells"].insert(at, box)
+    return nb
 
 # %% ../nbs/core/07_book.ipynb #2ad37168
 def write_book_sources(profile: str, runs: Path | None = None, root: Path | None = None) -> list[str]:
-    "Copy executed notebooks of `profile` into the book tree, write `_toc.yml`, scorecard and statistics pages."
+    """Copy the executed notebooks of `profile` into `book/chapters/` (prepared by `prepare_notebook`, with
+    the record box of the chapter's `profile` record), write `_toc.yml`, the forest plot, the scorecard
+    and the statistics pages. Returns the slugs in the book."""
     root = root or _root(); book = root / "book"; runs = Path(runs or root / "_runs" / profile)
-    cat = load_papers(root)
+    cat = load_papers(root); recs = latest_records(root)
     shutil.rmtree(book / "chapters", ignore_errors=True)
     have = []
     for ch in cat["core"] + [p for p in cat["papers"] if p["notebook"]]:
@@ -123,42 +477,42 @@ def write_book_sources(profile: str, runs: Path | None = None, root: Path | None
         if not src.exists(): continue
         dst = book / "chapters" / ch["part"] / f"{ch['slug']}.ipynb"
         dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_text(json.dumps(_hide_directive_cells(json.loads(src.read_text())), ensure_ascii=False))
+        nb = prepare_notebook(json.loads(src.read_text()), profile, recs.get((ch["slug"], profile)),
+                              paper=ch["part"] != "core", root=root, chapter=ch["slug"])
+        dst.write_text(json.dumps(nb, ensure_ascii=False))
         have.append((ch["part"], ch["slug"]))
     parts = [dict(caption="Core", chapters=[dict(file=f"chapters/core/{s}") for p, s in have if p == "core"])]
     for part, title in cat["parts"].items():
         chs = [dict(file=f"chapters/{part}/{s}") for p, s in have if p == part]
         if chs: parts.append(dict(caption=title, chapters=chs))
     parts.append(dict(caption="Results", chapters=[dict(file="scorecard"), dict(file="statistics")]))
+    parts.append(dict(caption="Using the book", chapters=[dict(file="running")]))
     parts = [p for p in parts if p["chapters"]]
     toc = dict(format="jb-book", root="intro", parts=parts)
-    (book / "_toc.yml").write_text("# written by medfound.runner.write_book_sources\n" + yaml.safe_dump(toc, sort_keys=False))
-    (book / "scorecard.md").write_text(scorecard_md(root, in_book={s for _, s in have}))
+    (book / "_toc.yml").write_text("# written by medfound.book.write_book_sources\n" + yaml.safe_dump(toc, sort_keys=False))
+    forest_plot(forest_rows(recs, cat, root), book / FOREST_PNG)
+    (book / "scorecard.md").write_text(scorecard_md(root, in_book={s for _, s in have}, forest=FOREST_PNG))
     (book / "statistics.md").write_text(statistics_md(root))
     return [s for _, s in have]
 
-def _hide_directive_cells(nb: dict) -> dict:
-    "Tag code cells that hold only nbdev directives (`#| default_exp ...`) `remove-cell`: noise in the book."
-    for c in nb["cells"]:
-        src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-        lines = [l for l in src.splitlines() if l.strip()]
-        if c["cell_type"] == "code" and lines and all(l.lstrip().startswith("#|") for l in lines):
-            tags = c.setdefault("metadata", {}).setdefault("tags", [])
-            if "remove-cell" not in tags: tags.append("remove-cell")
-    return nb
-
 MATHJAX = "mathjax@3.2.2"
+MATHJAX_COMPONENT = "tex-chtml.js"
+MATHJAX_DIR = "_build/mathjax_extra"   # under book/: ignored by git, not scanned by Jupyter Book (unlike _static)
 
 def ensure_mathjax(book: Path) -> Path:
-    "Unpack MathJax's browser build from the npm registry into `book/_static/mathjax` so equations render offline."
-    import tarfile, tempfile
-    dest = book / "_static" / "mathjax"
-    if (dest / "tex-mml-chtml.js").exists(): return dest
+    """Unpack one MathJax component (TeX input, CommonHTML output) and the fonts it loads from the npm
+    registry into `book/_build/mathjax_extra/mathjax/`, copied to the site root by `html_extra_path`.
+    Nothing goes under `book/_static`: Jupyter Book 1 adds every .js/.css there to every page."""
+    import tarfile
+    dest = Path(book) / MATHJAX_DIR / "mathjax"
+    if (dest / MATHJAX_COMPONENT).exists(): return dest
+    shutil.rmtree(Path(book) / "_static" / "mathjax", ignore_errors=True)   # left by older builds
+    keep = (f"package/es5/{MATHJAX_COMPONENT}", "package/es5/output/chtml/fonts/woff-v2/")
     with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run(["npm", "pack", "--silent", MATHJAX], cwd=tmp, capture_output=True, text=True)
         if r.returncode: raise RuntimeError(f"npm pack {MATHJAX} failed (needed to render equations offline): {r.stderr[-500:]}")
         with tarfile.open(next(Path(tmp).glob("*.tgz"))) as t:
-            members = [m for m in t.getmembers() if m.name.startswith("package/es5/")]
+            members = [m for m in t.getmembers() if m.isfile() and m.name.startswith(keep)]
             for m in members: m.name = m.name[len("package/es5/"):]
             t.extractall(dest, members=members, filter="data")
     return dest
@@ -166,11 +520,39 @@ def ensure_mathjax(book: Path) -> Path:
 def build_book(profile: str, root: Path | None = None, strict: bool = True) -> int:
     "Write the book's sources for `profile` and render it with Jupyter Book; return its exit code."
     root = root or _root()
+    check_profile(profile)
     write_book_sources(profile, root=root)
     ensure_mathjax(root / "book")
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb if jb.exists() else "jupyter-book"), "build", str(root / "book"), "--keep-going"]
     if strict: cmd += ["-n", "-W"]
-    r = subprocess.run(cmd)
+    env = dict(os.environ, MEDFOUND_BOOK_PROFILE=profile)
+    r = subprocess.run(cmd, env=env)
     if r.returncode == 0: print(f"book: {root / 'book/_build/html/index.html'}")
     return r.returncode
+
+# %% ../nbs/core/07_book.ipynb #b00k0021
+def _launch_paths(obj):
+    "Point launch-button URLs at the source notebooks in `nbs/` instead of the git-ignored book copies."
+    if isinstance(obj, dict):
+        return {k: (v.replace("book/chapters/", "nbs/").replace("book%2Fchapters%2F", "nbs%2F") if k == "url" and isinstance(v, str)
+                    else _launch_paths(v)) for k, v in obj.items()}
+    if isinstance(obj, list): return [_launch_paths(x) for x in obj]
+    return obj
+
+def _page_context(app, pagename, templatename, context, doctree):
+    for k in ("script_files", "css_files"):   # sphinx-thebe adds its setup script twice
+        if k in context: context[k] = list({str(s): s for s in context[k]}.values())
+    if "header_buttons" in context: context["header_buttons"] = _launch_paths(context["header_buttons"])
+
+def _config_inited(app, config):
+    repo = os.environ.get("GITHUB_REPOSITORY")   # set on GitHub Actions: the repository being published
+    if repo:
+        opts = dict(config.html_theme_options or {}); opts["repository_url"] = f"https://github.com/{repo}"
+        config.html_theme_options = opts
+
+def setup(app):
+    "Sphinx extension (listed in `book/_config.yml`): launch buttons to `nbs/`, one thebe setup script."
+    app.connect("config-inited", _config_inited)
+    app.connect("html-page-context", _page_context, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
