@@ -62,3 +62,16 @@ def test_zero_shot_vqa_scores_against_truth():
     assert zero_shot_vqa(e[[2, 0]], enc, truth, {"size": QUESTIONS["size"]})["size"] == 1.0
     assert zero_shot_vqa(e[[0, 2]], enc, truth, {"size": QUESTIONS["size"]})["size"] == 0.0
     assert answer_index(truth, "size").tolist() == [2, 0]
+
+
+def test_multi_positive_loss_reduces_to_clip_and_splits_duplicates():
+    from medfound.vl.medtrinity import multi_positive_clip_loss
+    from medfound.vl_common import clip_loss
+    g = torch.Generator().manual_seed(1)
+    u, v = F.normalize(torch.randn(5, 4, generator=g), dim=-1), F.normalize(torch.randn(5, 4, generator=g), dim=-1)
+    ids = torch.arange(1, 6)[:, None].repeat(1, 3)
+    assert torch.allclose(multi_positive_clip_loss(u, v, 7.0, ids), clip_loss(u, v, 7.0), atol=1e-6)
+    ids[3] = ids[2]
+    q = torch.eye(5); q[2, 2:4] = q[3, 2:4] = 0.5
+    ref = 0.5 * (F.cross_entropy(7.0 * u @ v.T, q) + F.cross_entropy(7.0 * v @ u.T, q))
+    assert torch.allclose(multi_positive_clip_loss(u, v, 7.0, ids), ref, atol=1e-6)

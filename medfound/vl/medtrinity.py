@@ -17,7 +17,7 @@ from ..data import dataset_files, load_nifti
 __all__ = ['REGION_FACTS', 'LOBES', 'SIZES', 'HEMIS', 'CROP_Y', 'Z_RANGE', 'RADIUS', 'QUESTIONS', 'load_brain', 'Region',
            'KnowledgeBase', 'size_class', 'axial_slice', 'LesionSlice', 'truth_of', 'make_lesion_slice', 'ROI',
            'expert_segment', 'dice', 'slice_level', 'retrieve', 'describe', 'Triplets', 'to_uint8', 'build_triplets',
-           'answer_index', 'zero_shot_vqa', 'probe_vqa']
+           'answer_index', 'zero_shot_vqa', 'probe_vqa', 'multi_positive_clip_loss']
 
 # %% ../../nbs/vl/medtrinity.ipynb #0dee9b1b
 _BRAIN = "usr/share/mricron/templates/"
@@ -352,3 +352,12 @@ def probe_vqa(train_emb: torch.Tensor, train_y: np.ndarray, test_emb: torch.Tens
         loss.backward(); return loss
     opt.step(closure)
     with torch.no_grad(): return float((lin(xte).argmax(1).numpy() == np.asarray(test_y)).mean())
+
+# %% ../../nbs/vl/medtrinity.ipynb #a7f3c001
+def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, scale, ids: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where every pair whose token ids `ids` (n, L) are identical counts as a positive
+    (targets uniform over them). Equals `clip_loss` when the n texts are distinct."""
+    same = (ids[:, None, :] == ids[None, :, :]).all(-1).float()        # (n, n), symmetric, diagonal 1
+    q = same / same.sum(1, keepdim=True)
+    logits = scale * img @ txt.T                                        # (n, n): image i vs text j
+    return 0.5 * (-(q * F.log_softmax(logits, 1)).sum(1).mean() - (q * F.log_softmax(logits.T, 1)).sum(1).mean())
