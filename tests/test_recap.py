@@ -51,3 +51,13 @@ def test_mixed_captions_bounds():
         MixedCaptions(imgs, o, r, -0.1)
     with pytest.raises(ValueError):
         MixedCaptions(imgs, o[:3], r, 0.5)
+
+
+def test_caption_stats_and_quadratic_optimum():
+    from medfound.vl.recap import caption_stats, quadratic_optimum
+    st = caption_stats(["A blue gnu.", "icon", "a red bus on road"])
+    assert st["mean_words"] == 3.0 and st["vocabulary"] == 8 and abs(st["generic_share"] - 1 / 3) < 1e-9
+    grid = [0.0, 0.2, 0.5, 0.8, 1.0]
+    assert abs(quadratic_optimum(grid, [1 - (p - 0.8) ** 2 for p in grid]) - 0.8) < 1e-9
+    assert quadratic_optimum(grid, [-p for p in grid]) == 0.0          # monotone: the better end
+    assert quadratic_optimum(grid, [(p - 0.3) ** 2 for p in grid]) == 1.0   # convex: the better end

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from ..vl_common import ImageEncoder, images_to_tensor, clip_bpe_tokenizer
 
 # %% auto #0
-__all__ = ['GENERIC_ALT', 'STOP', 'words', 'corrupt_captions', 'token_f1', 'add_eos', 'Captioner', 'caption_loss',
-           'greedy_captions', 'ids_to_text', 'MixedCaptions']
+__all__ = ['GENERIC_ALT', 'STOP', 'words', 'corrupt_captions', 'token_f1', 'caption_stats', 'quadratic_optimum', 'add_eos',
+           'Captioner', 'caption_loss', 'greedy_captions', 'ids_to_text', 'MixedCaptions']
 
 # %% ../../nbs/vl/recap.ipynb #5a13d37b
 GENERIC_ALT = ("image", "picture", "photo", "clip art", "icon", "graphic", "untitled", "stock image",
@@ -64,6 +64,19 @@ def token_f1(pred: str, ref: str) -> float:
     if common == 0: return 0.0
     prec, rec_ = common / sum(a.values()), common / sum(b.values())
     return 2 * prec * rec_ / (prec + rec_)
+
+# %% ../../nbs/vl/recap.ipynb #c0a1b002
+def caption_stats(captions: list) -> dict:
+    "Mean words, distinct words, mean distinct words per caption, share of generic alt-texts."
+    ws = [words(c) for c in captions]
+    return dict(mean_words=float(np.mean([len(w) for w in ws])), vocabulary=len({x for w in ws for x in w}),
+                generic_share=float(np.mean([c.strip().lower() in GENERIC_ALT for c in captions])))
+
+def quadratic_optimum(ps, values) -> float:
+    "Maximiser on [0, 1] of the least-squares parabola through the points (ps, values)."
+    a, b, c = np.polyfit(np.asarray(ps, float), np.asarray(values, float), 2)
+    cands = [0.0, 1.0] + ([float(-b / (2 * a))] if a < 0 and 0 < -b / (2 * a) < 1 else [])
+    return max(cands, key=lambda p: a * p * p + b * p + c)
 
 # %% ../../nbs/vl/recap.ipynb #8351538e
 def add_eos(ids: torch.Tensor, eos: int) -> torch.Tensor:
