@@ -18,7 +18,7 @@ __all__ = ['OLD_FORMAT', 'VERDICT_COLOURS', 'VERDICT_MARK', 'PROFILE_RANK', 'VER
            'state_labels', 'cell', 'effect_ci', 'best_record', 'chapter_href', 'claim_rows', 'verdict_counts',
            'normalised_effect', 'forest_rows', 'forest_plot', 'scorecard_md', 'statistics_md', 'record_box_md',
            'is_setup_cell', 'path_scrubber', 'figure_title', 'add_alt_text', 'prepare_notebook', 'write_book_sources',
-           'ensure_mathjax', 'build_book', 'setup']
+           'ensure_mathjax', 'build_book', 'strip_fontawesome_js', 'setup']
 
 # %% ../nbs/core/07_book.ipynb #ce38c044
 OLD_FORMAT = "old format (pre evidence standard)"
@@ -546,13 +546,29 @@ def _page_context(app, pagename, templatename, context, doctree):
     if "header_buttons" in context: context["header_buttons"] = _launch_paths(context["header_buttons"])
 
 def _config_inited(app, config):
+    opts = dict(config.html_theme_options or {})
+    opts.setdefault("default_mode", "light")     # else an empty mode logs a console error on every page
     repo = os.environ.get("GITHUB_REPOSITORY")   # set on GitHub Actions: the repository being published
-    if repo:
-        opts = dict(config.html_theme_options or {}); opts["repository_url"] = f"https://github.com/{repo}"
-        config.html_theme_options = opts
+    if repo: opts["repository_url"] = f"https://github.com/{repo}"
+    config.html_theme_options = opts
+
+_FA_JS = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>')
+
+def strip_fontawesome_js(html_text: str) -> str:
+    """Drop the theme's 1.5 MB Font Awesome script (it swaps icons for SVGs); its stylesheet and web fonts
+    still draw the icons, and the page stays under the 3 MB budget."""
+    return _FA_JS.sub("", html_text)
+
+def _build_finished(app, exc):
+    if exc is not None or app.builder.format != "html": return
+    for p in Path(app.outdir).rglob("*.html"):
+        t = p.read_text(encoding="utf-8"); u = strip_fontawesome_js(t)
+        if u != t: p.write_text(u, encoding="utf-8")
 
 def setup(app):
-    "Sphinx extension (listed in `book/_config.yml`): launch buttons to `nbs/`, one thebe setup script."
+    "Sphinx extension (listed in `book/_config.yml`): launch buttons to `nbs/`, one thebe setup script, light pages."
     app.connect("config-inited", _config_inited)
-    app.connect("html-page-context", _page_context, priority=900)
+    # 502: after the theme's launch buttons (501); emit_firstresult stops at a handler returning a template
+    app.connect("html-page-context", _page_context, priority=502)
+    app.connect("build-finished", _build_finished)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

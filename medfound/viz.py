@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 from matplotlib.colors import ListedColormap
 
 # %% auto #0
-__all__ = ['OVERLAY_COLOURS', 'show_slices', 'render_surface', 'view3d']
+__all__ = ['OVERLAY_COLOURS', 'BOOK_RC', 'show_slices', 'render_surface', 'view3d', 'book_style', 'figure_html', 'show']
 
 # %% ../nbs/core/04_viz.ipynb #08beecb4
 OVERLAY_COLOURS = ["#e41a1c", "#377eb8", "#4daf4a", "#ff7f00", "#984ea3", "#ffff33"]
@@ -91,3 +91,39 @@ def view3d(vol: np.ndarray, label: np.ndarray | None = None, **kw):
                         label_image=None if label is None else np.ascontiguousarray(label, dtype=np.uint8))
         except ImportError: pass
     return show_slices(vol, {} if label is None else {"label": label}, **kw)
+
+# %% ../nbs/core/04_viz.ipynb #v1z00002
+BOOK_RC = {"figure.dpi": 150, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
+           "legend.fontsize": 9, "legend.title_fontsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9,
+           "figure.titlesize": 12, "legend.framealpha": 0.85}
+
+def book_style() -> None:
+    "Matplotlib defaults for the book: 150 dpi and legible titles, labels and legends."
+    matplotlib.rcParams.update(BOOK_RC)
+
+book_style()   # chapters that import medfound.viz get these defaults
+
+def _is_file_name(s: str) -> bool:
+    import re
+    return bool(re.fullmatch(r"\S+\.(png|jpe?g|svg|gif|webp|pdf)", s.strip(), re.I))
+
+def figure_html(fig, caption: str, alt: str, dpi: int | None = None) -> str:
+    "HTML `<figure>` of a matplotlib figure: a PNG (at `dpi`, default 150) with `alt` text and a `caption`."
+    import base64, html, io
+    if not (isinstance(alt, str) and alt.strip()) or _is_file_name(alt):
+        raise ValueError(f"alt text must say what the figure shows, got {alt!r}")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi or max(150, int(matplotlib.rcParams["savefig.dpi"] if
+                matplotlib.rcParams["savefig.dpi"] != "figure" else fig.dpi)), bbox_inches="tight")
+    src = base64.b64encode(buf.getvalue()).decode()
+    return (f'<figure class="mf-figure"><img src="data:image/png;base64,{src}" alt="{html.escape(alt.strip())}" '
+            f'style="max-width:100%;height:auto"><figcaption>{html.escape(caption or "")}</figcaption></figure>')
+
+def show(fig=None, caption: str = "", alt: str = "", dpi: int | None = None, close: bool = True):
+    """Display `fig` (default: the current figure) as a figure with `alt` text and a `caption`; closes it
+    so that it is not shown a second time."""
+    from IPython.display import HTML
+    fig = fig if fig is not None else plt.gcf()
+    out = HTML(figure_html(fig, caption, alt, dpi))
+    if close: plt.close(fig)
+    return out
