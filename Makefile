@@ -1,6 +1,7 @@
 # medfound: two commands on a fresh machine (see README)
 #   make book   - install, fetch the offline data, run every chapter (PROFILE=cpu) and render the book
-#   make test   - install, then what CI runs: export/clean check, nbdev_test (smoke), pytest, smoke book
+#   make test   - install, then what CI runs: export/clean check, nbdev_test (smoke), pytest, smoke book,
+#                 and the smoke book opened in Chromium (browser-test)
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -60,12 +61,28 @@ nbtest-order: data
 	timeout 1800 $(BIN)/python tests/nb_order.py --order $(or $(ORDER),reversed) --seed $(or $(SEED),0)
 
 pytest: data
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/test_browser.py
 
 smoke-book: data
 	$(BIN)/medfound book all --profile smoke
 
-test: check-export nbtest pytest smoke-book
+# A real browser for the book's test: Debian's chromium (Playwright's own browser download needs the internet).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	  else echo "chromium missing and no root to install it"; exit 0; fi; \
+	  echo "installing chromium (apt-get)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	    || echo "apt-get install chromium failed"; }
+
+# The smoke build opened in Chromium: tables, console errors, page weight, alt text, the record box.
+# It skips (with the reason) only where chromium could not be installed.
+browser-test: smoke-book chromium
+	MEDFOUND_BROWSER_TEST=1 \
+	MEDFOUND_NO_CHROMIUM="$$(command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || echo 'apt-get install chromium failed or was not permitted')" \
+	$(BIN)/python -m pytest -q tests/test_browser.py
+
+test: check-export nbtest pytest smoke-book browser-test
 
 clean:
 	rm -rf _runs book/_build book/chapters book/_toc.yml book/scorecard.md book/statistics.md
