@@ -95,3 +95,27 @@ def test_grammar_pairs_are_minimal():
         for g, b in items:
             gw, bw = g.split(), b.split()
             assert len(gw) == len(bw) and sum(x != y for x, y in zip(gw, bw)) == 1, (ph, g, b)
+
+
+def test_grammar_corpus_keeps_held_out_nouns_out_of_tested_slots():
+    import re
+    from medfound.systems.antlm import HELD_OUT_NOUNS, NOUNS
+    train = [n[0] for n in NOUNS if n[0] not in HELD_OUT_NOUNS]
+    suite = Grammar(seed=1, heads=HELD_OUT_NOUNS).suite(10)
+    banned = {s for items in suite.values() for p in items for s in p}
+    corpus = Grammar(seed=0, heads=train, others=train).corpus(3000, banned=banned)
+    held = {w for n in NOUNS if n[0] in HELD_OUT_NOUNS for w in n[:2]}
+    frame = re.compile(r"^the \w+ \w+ (his|her|their) \w+ \.$")
+    with_held = [s for s in corpus if held & set(s.split())]
+    assert with_held and all(frame.match(s) for s in with_held)              # only exposure sentences
+    assert held <= {w for s in with_held for w in s.split()}                # every held-out form is shown
+    assert not banned & set(corpus)
+    for ph, items in suite.items():                                          # every test pair uses a held-out noun
+        assert all(held & set(g.split()) for g, _ in items), ph
+
+
+def test_word_level_tokenizer_keeps_words_whole():
+    from medfound.systems.antlm import SPECIALS, train_tokenizer
+    tok = train_tokenizer(["the kings lost their horse .", "the queen has seen the book ."], 100, word_level=True)
+    assert [tok.token_to_id(s) for s in SPECIALS] == list(range(5))
+    assert tok.encode("the kings has seen their book .").tokens == ["the", "kings", "has", "seen", "their", "book", "."]

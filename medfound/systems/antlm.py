@@ -12,16 +12,155 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..data import DataError, dataset_files
+from ..data import DataError, dataset_files, derived_cache
+from ..train import fit
 
 # %% auto #0
-__all__ = ['CORPUS_SETS', 'SPECIALS', 'PAD', 'BOS', 'EOS', 'MASK', 'UNK', 'NOUNS', 'VPS', 'ADJS', 'TRANS_PAST', 'PARTICIPLES',
-           'OBJ_NOUNS', 'PROBE_TOPICS', 'read_sword_ztext', 'osis_paragraphs', 'r_unserialize', 'read_r_lazyload',
-           'austen_paragraphs', 'wordnet_texts', 'clean_sentences', 'build_corpus', 'sample_words', 'train_tokenizer',
-           'pack', 'Grammar', 'additive_mask', 'BabyLlama', 'relative_buckets', 'RelAttention', 'GEGLU', 'LTGBert',
-           'dependence', 'clm_loss', 'mask_tokens', 'mlm_loss', 'pad_batch', 'causal_logprob', 'pseudo_loglik',
-           'encode_suite', 'minimal_pair_accuracy', 'phase_schedule', 'scoring_for', 'train_arm', 'sentence_features',
-           'linear_probe']
+__all__ = ['NOUNS', 'VPS', 'ADJS', 'TRANS_PAST', 'PARTICIPLES', 'OBJ_NOUNS', 'HELD_OUT_NOUNS', 'CORPUS_SETS', 'SPECIALS', 'PAD',
+           'BOS', 'EOS', 'MASK', 'UNK', 'PROBE_TOPICS', 'Grammar', 'read_sword_ztext', 'osis_paragraphs',
+           'r_unserialize', 'read_r_lazyload', 'austen_paragraphs', 'wordnet_texts', 'clean_sentences', 'split_corpus',
+           'build_corpus', 'sample_words', 'train_tokenizer', 'pack', 'additive_mask', 'BabyLlama', 'relative_buckets',
+           'RelAttention', 'GEGLU', 'LTGBert', 'dependence', 'clm_loss', 'mask_tokens', 'mlm_loss', 'pad_batch',
+           'causal_logprob', 'pseudo_loglik', 'encode_suite', 'minimal_pair_accuracy', 'phase_schedule', 'scoring_for',
+           'train_arm', 'sentence_features', 'linear_probe']
+
+# %% ../../nbs/systems/antlm.ipynb #681790a7
+NOUNS = [  # (singular, plural, gender)
+    ("man", "men", "m"), ("woman", "women", "f"), ("king", "kings", "m"), ("queen", "queens", "f"),
+    ("brother", "brothers", "m"), ("sister", "sisters", "f"), ("son", "sons", "m"), ("daughter", "daughters", "f"),
+    ("father", "fathers", "m"), ("mother", "mothers", "f"), ("boy", "boys", "m"), ("girl", "girls", "f"),
+    ("lady", "ladies", "f"), ("gentleman", "gentlemen", "m"), ("servant", "servants", "n"), ("friend", "friends", "n"),
+    ("child", "children", "n"), ("officer", "officers", "n"), ("soldier", "soldiers", "n"), ("stranger", "strangers", "n"),
+    ("neighbour", "neighbours", "n"), ("prophet", "prophets", "m"), ("priest", "priests", "m"), ("teacher", "teachers", "n")]
+VPS = [("is", "are", "happy"), ("is", "are", "here"), ("was", "were", "angry"), ("was", "were", "afraid"),
+       ("is", "are", "ready"), ("was", "were", "tired"), ("has", "have", "a horse"), ("has", "have", "gone"),
+       ("speaks", "speak", "well"), ("walks", "walk", "home"), ("knows", "know", "it"), ("sleeps", "sleep", "there")]
+ADJS = ["old", "young", "poor", "good", "wise", "little", "rich", "great"]
+TRANS_PAST = ["saw", "found", "heard", "loved", "helped", "called", "followed", "praised", "blamed", "knew"]
+PARTICIPLES = [("seen", "saw"), ("taken", "took"), ("given", "gave"), ("known", "knew"), ("written", "wrote"),
+               ("spoken", "spoke"), ("chosen", "chose"), ("forgotten", "forgot"), ("eaten", "ate"), ("broken", "broke")]
+OBJ_NOUNS = ["letter", "book", "house", "bread", "horse", "word", "money", "city", "field", "garden"]
+
+HELD_OUT_NOUNS = ("king", "father", "queen", "sister", "soldier", "teacher")   # 2 masculine, 2 feminine, 2 neutral
+
+class Grammar:
+    """Minimal-pair generators over a lexicon; `vocab` (a set of lowercase words) restricts the lexicon.
+    `heads` are the nouns that may fill a critical slot (the noun a verb, determiner or anaphor agrees with, the
+    subject of NPI, participle and filler-gap sentences), `others` every other noun slot (default: both all nouns)."""
+    def __init__(self, vocab: set | None = None, seed: int = 0, heads=None, others=None):
+        ok = (lambda *ws: True) if vocab is None else (lambda *ws: all(w in vocab for w in " ".join(ws).split()))
+        keep = lambda xs, f, k=2: [x for x in xs if f(x)] if sum(map(f, xs)) >= k else list(xs)
+        self.nouns = keep(NOUNS, lambda n: ok(n[0], n[1]), 6)
+        self.heads = [n for n in NOUNS if n[0] in heads] if heads is not None else self.nouns
+        self.others = [n for n in NOUNS if n[0] in others] if others is not None else self.nouns
+        self.vps = keep(VPS, lambda v: ok(*v))
+        self.adjs = keep(ADJS, lambda a: ok(a))
+        self.trans = keep(TRANS_PAST, lambda t: ok(t))
+        self.parts = keep(PARTICIPLES, lambda p: ok(*p))
+        self.objs = keep(OBJ_NOUNS, lambda o: ok(o))
+        self.r = random.Random(seed)
+
+    def _n(self, gender=None, pool=None):
+        "A noun of the critical slot (`pool=None`) or of `pool`, of `gender` if given."
+        pool = self.heads if pool is None else pool
+        return self.r.choice([n for n in pool if gender is None or n[2] == gender] or [n for n in NOUNS if n[2] == gender])
+    def _two(self):
+        "(head, other): two different nouns, the first for the critical slot."
+        a = self._n(); b = self._n(pool=self.others)
+        while b == a: b = self._n(pool=self.others)
+        return a, b
+
+    def sv_simple(self):
+        n, (vs, vp, tail), pl = self._n(), self.r.choice(self.vps), self.r.random() < .5
+        subj, good, bad = (n[1], vp, vs) if pl else (n[0], vs, vp)
+        return f"the {subj} {good} {tail} .", f"the {subj} {bad} {tail} ."
+    def sv_pp_attractor(self):
+        (a, b), (vs, vp, tail), pl = self._two(), self.r.choice(self.vps), self.r.random() < .5
+        prep = self.r.choice(["of", "near", "with", "behind"])
+        s1, s2 = (a[1], b[0]) if pl else (a[0], b[1])
+        good, bad = (vp, vs) if pl else (vs, vp)
+        return f"the {s1} {prep} the {s2} {good} {tail} .", f"the {s1} {prep} the {s2} {bad} {tail} ."
+    def sv_rc_attractor(self):
+        (a, b), (vs, vp, tail), pl = self._two(), self.r.choice(self.vps), self.r.random() < .5
+        t = self.r.choice(self.trans)
+        s1, s2 = (a[1], b[0]) if pl else (a[0], b[1])
+        good, bad = (vp, vs) if pl else (vs, vp)
+        return f"the {s1} who {t} the {s2} {good} {tail} .", f"the {s1} who {t} the {s2} {bad} {tail} ."
+    def det_noun(self):
+        (b, a), pl, t = self._two(), self.r.random() < .5, self.r.choice(self.trans)      # the object is critical
+        ds, dp = self.r.choice([("this", "these"), ("that", "those")])
+        obj, good, bad = (b[1], dp, ds) if pl else (b[0], ds, dp)
+        return f"the {a[0]} {t} {good} {obj} .", f"the {a[0]} {t} {bad} {obj} ."
+    def det_adj_noun(self):
+        (b, a), pl, t, adj = self._two(), self.r.random() < .5, self.r.choice(self.trans), self.r.choice(self.adjs)
+        ds, dp = self.r.choice([("this", "these"), ("that", "those")])
+        obj, good, bad = (b[1], dp, ds) if pl else (b[0], ds, dp)
+        return f"the {a[0]} {t} {good} {adj} {obj} .", f"the {a[0]} {t} {bad} {adj} {obj} ."
+    def anaphor_gender(self):
+        g = self.r.choice("mf"); n, t = self._n(g), self.r.choice(self.trans)
+        good, bad = ("himself", "herself") if g == "m" else ("herself", "himself")
+        return f"the {n[0]} {t} {good} .", f"the {n[0]} {t} {bad} ."
+    def anaphor_number(self):
+        g = self.r.choice("mf"); n, t, pl = self._n(g), self.r.choice(self.trans), self.r.random() < .5
+        refl = "himself" if g == "m" else "herself"
+        subj, good, bad = (n[1], "themselves", refl) if pl else (n[0], refl, "themselves")
+        return f"the {subj} {t} {good} .", f"the {subj} {t} {bad} ."
+    def filler_gap(self):
+        "Half the items: a gap needs 'what'; the other half: no gap needs 'that' (so word frequency cannot decide)."
+        n, t, o = self._n(), self.r.choice(self.trans), self.r.choice(self.objs)
+        who = self.r.choice(["he knows", "she knows", "we know", "i know"])
+        if self.r.random() < .5: return f"{who} what the {n[0]} {t} .", f"{who} that the {n[0]} {t} ."
+        return f"{who} that the {n[0]} {t} the {o} .", f"{who} what the {n[0]} {t} the {o} ."
+    def subj_aux_there(self):
+        "Existential 'there' agrees with the noun after the verb."
+        n, pl = self._n(), self.r.random() < .5
+        v_s, v_p = self.r.choice([("is", "are"), ("was", "were")])
+        adv = self.r.choice(["here", "outside", "in the house", "at the door"])
+        subj, good, bad = (f"some {n[1]}", v_p, v_s) if pl else (f"a {n[0]}", v_s, v_p)
+        return f"there {good} {subj} {adv} .", f"there {bad} {subj} {adv} ."
+    def npi_ever(self):
+        n, (pp, _), o = self._n(), self.r.choice(self.parts), self.r.choice(self.objs)
+        return f"no {n[0]} has ever {pp} the {o} .", f"the {n[0]} has ever {pp} the {o} ."
+    def participle(self):
+        n, (pp, past), o = self._n(), self.r.choice(self.parts), self.r.choice(self.objs)
+        return f"the {n[0]} has {pp} the {o} .", f"the {n[0]} has {past} the {o} ."
+
+    PHENOMENA = ["sv_simple", "sv_pp_attractor", "sv_rc_attractor", "subj_aux_there", "det_noun", "det_adj_noun",
+                 "anaphor_gender", "anaphor_number", "filler_gap", "npi_ever", "participle"]
+    def suite(self, n_items: int) -> dict[str, list[tuple[str, str]]]:
+        "`n_items` distinct pairs per phenomenon."
+        out = {}
+        for ph in self.PHENOMENA:
+            items, tries = [], 0
+            while len(items) < n_items and tries < 50 * n_items:
+                p = getattr(self, ph)(); tries += 1
+                if p not in items: items.append(p)
+            out[ph] = items
+        return out
+
+    def exposure(self, nouns=NOUNS, plural: bool | None = None) -> str:
+        "A sentence that shows a noun's number and gender (possessive) and none of the tested constructions."
+        n, pl, t, o = self._n(pool=list(nouns)), self.r.random() < .5, self.r.choice(self.trans), self.r.choice(self.objs)
+        pl = pl if plural is None else plural
+        poss = "their" if pl else {"m": "his", "f": "her"}.get(n[2]) or self.r.choice(["his", "her"])
+        return f"the {n[1] if pl else n[0]} {t} {poss} {o} ."
+    def filler(self) -> str:
+        "Past tense, 'never' and unlicensed 'no' without 'ever': the words of the tested frames in other uses."
+        n, (pp, past), o, k = self._n(), self.r.choice(self.parts), self.r.choice(self.objs), self.r.randrange(3)
+        return [f"the {n[0]} {past} the {o} .", f"the {n[0]} has never {pp} the {o} .", f"no {n[0]} has {pp} the {o} ."][k]
+    def corpus(self, n: int, p_exposure: float = 0.2, p_filler: float = 0.1, exposure_nouns=NOUNS, banned=()) -> list[str]:
+        """`n` training sentences: one exposure sentence per noun form and a past-tense sentence per participle verb,
+        then grammatical sides of every phenomenon, filler and exposure sentences at random; none in `banned`."""
+        banned = set(banned)
+        out = [self.exposure([x], pl) for x in exposure_nouns for pl in (False, True)]       # every noun form at least once
+        out = (out + [f"the {self._n()[0]} {past} the {self.r.choice(self.objs)} ." for _, past in self.parts])[:n]  # and every past form
+        while len(out) < n:
+            u = self.r.random()
+            s = (self.exposure(exposure_nouns) if u < p_exposure else self.filler() if u < p_exposure + p_filler
+                 else getattr(self, self.r.choice(self.PHENOMENA))()[0])
+            if s not in banned: out.append(s)
+        return out
+
 
 # %% ../../nbs/systems/antlm.ipynb #6efc1372
 def read_sword_ztext(bzs: Path, bzz: Path) -> str:
@@ -128,17 +267,7 @@ def clean_sentences(paragraph: str, min_words: int = 3, max_words: int = 60) -> 
 
 CORPUS_SETS = ("antlm_web", "antlm_austen", "antlm_wordnet", "antlm_hsk")
 
-def build_corpus(dev_frac_byte: int = 5, cache: bool = True) -> dict:
-    "Read the four packaged sources, clean, deduplicate, split; returns sentences per split and statistics."
-    from medfound.core import data_dir
-    from medfound.data import load_manifest
-    man = load_manifest()
-    key = hashlib.sha1(json.dumps([man[n]["standin"]["files"] for n in CORPUS_SETS] + [dev_frac_byte, 1]).encode()).hexdigest()[:12]
-    hsk = json.loads(dataset_files("antlm_hsk")["hsk_sentences_audio/data/sentences.json"].read_text("utf-8"))
-    cpath = data_dir() / "antlm_corpus" / f"corpus-{key}.json"
-    if cache and cpath.exists():
-        c = json.loads(cpath.read_text()); c["train"] = [tuple(x) for x in c["train"]]; c["dev"] = [tuple(x) for x in c["dev"]]
-        return dict(c, hsk=hsk)
+def _read_sources(hsk: list) -> dict:
     raw = {}
     f = dataset_files("antlm_web"); base = "usr/share/sword/modules/texts/ztext/engWEB2015eb/"
     raw["bible"] = [p for t in ("ot", "nt") for p in osis_paragraphs(read_sword_ztext(f[base + t + ".bzs"], f[base + t + ".bzz"]))]
@@ -150,6 +279,10 @@ def build_corpus(dev_frac_byte: int = 5, cache: bool = True) -> dict:
         g, e = wordnet_texts(f[f"usr/share/wordnet/data.{pos}"]); gl += g; ex += e
     raw["wordnet_gloss"], raw["wordnet_examples"] = gl, [e[0].upper() + e[1:] for e in ex if e]
     raw["hsk"] = [h["translation"]["en"] for h in hsk]
+    return raw
+
+def split_corpus(raw: dict, dev_frac_byte: int = 5) -> dict:
+    "Clean, deduplicate across sources and split by a hash of each sentence; sentences per split and statistics."
     seen, split, stats = set(), {"train": [], "dev": []}, {}
     for src, paras in raw.items():
         n_raw = sum(len(p.split()) for p in paras); kept = dup = 0
@@ -164,11 +297,24 @@ def build_corpus(dev_frac_byte: int = 5, cache: bool = True) -> dict:
     stats["total"] = {k: sum(v[k] for v in stats.values()) for k in ("raw_words", "kept_words", "duplicate_sentences")}
     stats["train_words"] = sum(len(s.split()) for _, s in split["train"])
     stats["dev_words"] = sum(len(s.split()) for _, s in split["dev"])
-    out = dict(train=split["train"], dev=split["dev"], stats=stats)
-    if cache:
-        cpath.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cpath.with_suffix(".tmp"); tmp.write_text(json.dumps(out)); tmp.rename(cpath)
-    return dict(out, hsk=hsk)
+    return dict(train=split["train"], dev=split["dev"], stats=stats)
+
+def build_corpus(dev_frac_byte: int = 5, cache: bool = True) -> dict:
+    """Read the four packaged sources, clean, deduplicate, split; returns sentences per split and statistics.
+    Cached with `derived_cache`: rebuilt when a source file, `dev_frac_byte` or the cleaning code changes."""
+    import inspect
+    files = [p for n in CORPUS_SETS for p in dataset_files(n).values()]
+    hsk = json.loads(dataset_files("antlm_hsk")["hsk_sentences_audio/data/sentences.json"].read_text("utf-8"))
+    build = lambda: split_corpus(_read_sources(hsk), dev_frac_byte)
+    if not cache: return dict(build(), hsk=hsk)
+    code = hashlib.sha256("".join(inspect.getsource(f) for f in (_read_sources, split_corpus, clean_sentences, osis_paragraphs,
+                                                                 austen_paragraphs, wordnet_texts)).encode()).hexdigest()[:16]
+    def write(path):
+        path.write_text(json.dumps(build()))
+    path = derived_cache("antlm_corpus/corpus.json", sorted(files), write, params=dict(dev_frac_byte=dev_frac_byte, code=code))
+    c = json.loads(path.read_text()); c["train"] = [tuple(x) for x in c["train"]]; c["dev"] = [tuple(x) for x in c["dev"]]
+    return dict(c, hsk=hsk)
+
 
 # %% ../../nbs/systems/antlm.ipynb #ace1d7a0
 SPECIALS = ["[PAD]", "[BOS]", "[EOS]", "[MASK]", "[UNK]"]
@@ -184,12 +330,15 @@ def sample_words(sentences: list, n_words: int, seed: int = 0) -> list[str]:
         out.append(s); n += len(s.split())
     return out
 
-def train_tokenizer(texts: list[str], vocab_size: int):
+def train_tokenizer(texts: list[str], vocab_size: int, word_level: bool = False):
+    "A lowercasing BPE tokenizer (or a word-level one) with `SPECIALS` as ids 0-4."
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]") if word_level else models.BPE(unk_token="[UNK]"))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False))
+    trainer = (trainers.WordLevelTrainer if word_level else trainers.BpeTrainer)(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                                                               show_progress=False)
+    tok.train_from_iterator(texts, trainer)
     assert [tok.token_to_id(s) for s in SPECIALS] == list(range(5))
     return tok
 
@@ -199,112 +348,6 @@ def pack(tok, texts: list[str], seq_len: int) -> torch.Tensor:
     n = len(stream) // (seq_len - 1)
     x = torch.tensor(stream[:n * (seq_len - 1)]).view(n, seq_len - 1)
     return torch.cat([torch.full((n, 1), BOS), x], 1)
-
-# %% ../../nbs/systems/antlm.ipynb #681790a7
-NOUNS = [  # (singular, plural, gender)
-    ("man", "men", "m"), ("woman", "women", "f"), ("king", "kings", "m"), ("queen", "queens", "f"),
-    ("brother", "brothers", "m"), ("sister", "sisters", "f"), ("son", "sons", "m"), ("daughter", "daughters", "f"),
-    ("father", "fathers", "m"), ("mother", "mothers", "f"), ("boy", "boys", "m"), ("girl", "girls", "f"),
-    ("lady", "ladies", "f"), ("gentleman", "gentlemen", "m"), ("servant", "servants", "n"), ("friend", "friends", "n"),
-    ("child", "children", "n"), ("officer", "officers", "n"), ("soldier", "soldiers", "n"), ("stranger", "strangers", "n"),
-    ("neighbour", "neighbours", "n"), ("prophet", "prophets", "m"), ("priest", "priests", "m"), ("teacher", "teachers", "n")]
-VPS = [("is", "are", "happy"), ("is", "are", "here"), ("was", "were", "angry"), ("was", "were", "afraid"),
-       ("is", "are", "ready"), ("was", "were", "tired"), ("has", "have", "a horse"), ("has", "have", "gone"),
-       ("speaks", "speak", "well"), ("walks", "walk", "home"), ("knows", "know", "it"), ("sleeps", "sleep", "there")]
-ADJS = ["old", "young", "poor", "good", "wise", "little", "rich", "great"]
-TRANS_PAST = ["saw", "found", "heard", "loved", "helped", "called", "followed", "praised", "blamed", "knew"]
-PARTICIPLES = [("seen", "saw"), ("taken", "took"), ("given", "gave"), ("known", "knew"), ("written", "wrote"),
-               ("spoken", "spoke"), ("chosen", "chose"), ("forgotten", "forgot"), ("eaten", "ate"), ("broken", "broke")]
-OBJ_NOUNS = ["letter", "book", "house", "bread", "horse", "word", "money", "city", "field", "garden"]
-
-class Grammar:
-    "Minimal-pair generators over a lexicon; `vocab` (a set of lowercase words) restricts the lexicon."
-    def __init__(self, vocab: set | None = None, seed: int = 0):
-        ok = (lambda *ws: True) if vocab is None else (lambda *ws: all(w in vocab for w in " ".join(ws).split()))
-        keep = lambda xs, f, k=2: [x for x in xs if f(x)] if sum(map(f, xs)) >= k else list(xs)
-        self.nouns = keep(NOUNS, lambda n: ok(n[0], n[1]), 6)
-        self.vps = keep(VPS, lambda v: ok(*v))
-        self.adjs = keep(ADJS, lambda a: ok(a))
-        self.trans = keep(TRANS_PAST, lambda t: ok(t))
-        self.parts = keep(PARTICIPLES, lambda p: ok(*p))
-        self.objs = keep(OBJ_NOUNS, lambda o: ok(o))
-        self.r = random.Random(seed)
-
-    def _n(self, gender=None):
-        pool = [n for n in self.nouns if gender is None or n[2] == gender]
-        return self.r.choice(pool or [n for n in NOUNS if n[2] == gender])
-    def _two(self):
-        a = self._n(); b = self._n()
-        while b == a: b = self._n()
-        return a, b
-
-    def sv_simple(self):
-        n, (vs, vp, tail), pl = self._n(), self.r.choice(self.vps), self.r.random() < .5
-        subj, good, bad = (n[1], vp, vs) if pl else (n[0], vs, vp)
-        return f"the {subj} {good} {tail} .", f"the {subj} {bad} {tail} ."
-    def sv_pp_attractor(self):
-        (a, b), (vs, vp, tail), pl = self._two(), self.r.choice(self.vps), self.r.random() < .5
-        prep = self.r.choice(["of", "near", "with", "behind"])
-        s1, s2 = (a[1], b[0]) if pl else (a[0], b[1])
-        good, bad = (vp, vs) if pl else (vs, vp)
-        return f"the {s1} {prep} the {s2} {good} {tail} .", f"the {s1} {prep} the {s2} {bad} {tail} ."
-    def sv_rc_attractor(self):
-        (a, b), (vs, vp, tail), pl = self._two(), self.r.choice(self.vps), self.r.random() < .5
-        t = self.r.choice(self.trans)
-        s1, s2 = (a[1], b[0]) if pl else (a[0], b[1])
-        good, bad = (vp, vs) if pl else (vs, vp)
-        return f"the {s1} who {t} the {s2} {good} {tail} .", f"the {s1} who {t} the {s2} {bad} {tail} ."
-    def det_noun(self):
-        (a, b), pl, t = self._two(), self.r.random() < .5, self.r.choice(self.trans)
-        ds, dp = self.r.choice([("this", "these"), ("that", "those")])
-        obj, good, bad = (b[1], dp, ds) if pl else (b[0], ds, dp)
-        return f"the {a[0]} {t} {good} {obj} .", f"the {a[0]} {t} {bad} {obj} ."
-    def det_adj_noun(self):
-        (a, b), pl, t, adj = self._two(), self.r.random() < .5, self.r.choice(self.trans), self.r.choice(self.adjs)
-        ds, dp = self.r.choice([("this", "these"), ("that", "those")])
-        obj, good, bad = (b[1], dp, ds) if pl else (b[0], ds, dp)
-        return f"the {a[0]} {t} {good} {adj} {obj} .", f"the {a[0]} {t} {bad} {adj} {obj} ."
-    def anaphor_gender(self):
-        g = self.r.choice("mf"); n, t = self._n(g), self.r.choice(self.trans)
-        good, bad = ("himself", "herself") if g == "m" else ("herself", "himself")
-        return f"the {n[0]} {t} {good} .", f"the {n[0]} {t} {bad} ."
-    def anaphor_number(self):
-        g = self.r.choice("mf"); n, t, pl = self._n(g), self.r.choice(self.trans), self.r.random() < .5
-        refl = "himself" if g == "m" else "herself"
-        subj, good, bad = (n[1], "themselves", refl) if pl else (n[0], refl, "themselves")
-        return f"the {subj} {t} {good} .", f"the {subj} {t} {bad} ."
-    def filler_gap(self):
-        "Half the items: a gap needs 'what'; the other half: no gap needs 'that' (so word frequency cannot decide)."
-        n, t, o = self._n(), self.r.choice(self.trans), self.r.choice(self.objs)
-        who = self.r.choice(["he knows", "she knows", "we know", "i know"])
-        if self.r.random() < .5: return f"{who} what the {n[0]} {t} .", f"{who} that the {n[0]} {t} ."
-        return f"{who} that the {n[0]} {t} the {o} .", f"{who} what the {n[0]} {t} the {o} ."
-    def subj_aux_there(self):
-        "Existential 'there' agrees with the noun after the verb."
-        n, pl = self._n(), self.r.random() < .5
-        v_s, v_p = self.r.choice([("is", "are"), ("was", "were")])
-        adv = self.r.choice(["here", "outside", "in the house", "at the door"])
-        subj, good, bad = (f"some {n[1]}", v_p, v_s) if pl else (f"a {n[0]}", v_s, v_p)
-        return f"there {good} {subj} {adv} .", f"there {bad} {subj} {adv} ."
-    def npi_ever(self):
-        n, (pp, _), o = self._n(), self.r.choice(self.parts), self.r.choice(self.objs)
-        return f"no {n[0]} has ever {pp} the {o} .", f"the {n[0]} has ever {pp} the {o} ."
-    def participle(self):
-        n, (pp, past), o = self._n(), self.r.choice(self.parts), self.r.choice(self.objs)
-        return f"the {n[0]} has {pp} the {o} .", f"the {n[0]} has {past} the {o} ."
-
-    PHENOMENA = ["sv_simple", "sv_pp_attractor", "sv_rc_attractor", "subj_aux_there", "det_noun", "det_adj_noun",
-                 "anaphor_gender", "anaphor_number", "filler_gap", "npi_ever", "participle"]
-    def suite(self, n_items: int) -> dict[str, list[tuple[str, str]]]:
-        "`n_items` distinct pairs per phenomenon."
-        out = {}
-        for ph in self.PHENOMENA:
-            items, tries = [], 0
-            while len(items) < n_items and tries < 50 * n_items:
-                p = getattr(self, ph)(); tries += 1
-                if p not in items: items.append(p)
-            out[ph] = items
-        return out
 
 # %% ../../nbs/systems/antlm.ipynb #f0af4e83
 def additive_mask(padding_mask: torch.Tensor, causal: bool, dtype=torch.float32) -> torch.Tensor:
