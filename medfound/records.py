@@ -295,6 +295,7 @@ def write_json_atomic(path: Path, obj) -> Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        mask = os.umask(0); os.umask(mask); os.chmod(tmp, 0o666 & ~mask)   # mkstemp makes 0600 files
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(obj, indent=1, ensure_ascii=False, allow_nan=False)); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
