@@ -540,14 +540,23 @@ def _launch_paths(obj):
     if isinstance(obj, list): return [_launch_paths(x) for x in obj]
     return obj
 
+def _asset_key(s):
+    "What makes a script or stylesheet tag: its file (None and '' alike), priority and attributes."
+    if not hasattr(s, "filename"): return str(s)
+    return (str(s.filename or ""), getattr(s, "priority", None), tuple(sorted((getattr(s, "attributes", None) or {}).items())))
+
 def _page_context(app, pagename, templatename, context, doctree):
-    for k in ("script_files", "css_files"):   # sphinx-thebe adds its setup script twice
-        if k in context: context[k] = list({str(s): s for s in context[k]}.values())
+    for k in ("script_files", "css_files"):   # sphinx-thebe adds its setup script twice (filename None, then '')
+        if k not in context: continue
+        seen, keep = set(), []
+        for s in context[k]:
+            if _asset_key(s) not in seen: seen.add(_asset_key(s)); keep.append(s)
+        context[k] = keep
+    if not context.get("default_mode"): context["default_mode"] = "light"   # else: console error "invalid theme mode"
     if "header_buttons" in context: context["header_buttons"] = _launch_paths(context["header_buttons"])
 
 def _config_inited(app, config):
     opts = dict(config.html_theme_options or {})
-    opts.setdefault("default_mode", "light")     # else an empty mode logs a console error on every page
     repo = os.environ.get("GITHUB_REPOSITORY")   # set on GitHub Actions: the repository being published
     if repo: opts["repository_url"] = f"https://github.com/{repo}"
     config.html_theme_options = opts
