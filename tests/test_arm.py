@@ -95,3 +95,17 @@ def test_arm_does_not_peek():
     assert not torch.allclose(p2[:, 8:], p[:, 8:], atol=1e-3)  # cluster 3 sees cluster 2
     with pytest.raises(ValueError, match="order"):
         ARMPretrainer(ARMEncoder(img_size=16, patch=4, dim=16, depth=1, order_cluster=1), cluster=2)
+
+
+def test_finetune_early_stop_stops_and_restores_best():
+    from medfound.vision.arm import finetune_early_stop
+    from medfound.vision_common import accuracy
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(48, 1, 16, 16, generator=g), torch.randint(0, 10, (48,), generator=g)
+    Xv, yv = torch.randn(24, 1, 16, 16, generator=g), torch.randint(0, 10, (24,), generator=g)
+    enc = ARMEncoder(img_size=16, patch=4, dim=16, depth=1, d_state=4, scan_impl="sequential")
+    m, info = finetune_early_stop(enc, 16, X, y, Xv, yv, eval_every=2, patience=2, max_steps=200, lr=1e-2)
+    assert info["stopped_early"] and info["steps"] < 200
+    assert info["best_val"] == max(a for _, a in info["curve"]) == accuracy(m, Xv, yv)
+    with pytest.raises(ValueError, match="eval_every"):
+        finetune_early_stop(enc, 16, X, y, Xv, yv, eval_every=5, max_steps=3)

@@ -19,7 +19,8 @@ except ImportError:  # the sequential and chunked scans still work
 # %% auto #0
 __all__ = ['SCAN_IMPLS', 'check_scan_args', 'scan_sequential', 'scan_chunked', 'random_scan_inputs', 'compare_scans',
            'triton_ready', 'scan_triton', 'selective_scan', 'MambaMixer', 'MambaBlock', 'cluster_order',
-           'block_causal_mask', 'ARMEncoder', 'ARMPretrainer', 'scan_bytes', 'peak_bandwidth_gbps', 'bench_scan']
+           'block_causal_mask', 'ARMEncoder', 'ARMPretrainer', 'finetune_early_stop', 'scan_bytes',
+           'peak_bandwidth_gbps', 'bench_scan']
 
 # %% ../../nbs/vision/arm.ipynb #b4623d70
 def _compute_dtype(*ts) -> torch.dtype:
@@ -341,6 +342,43 @@ class ARMPretrainer(nn.Module):
     def forward(self, x):
         "The pre-training loss: mean squared error on the next clusters' normalised pixels."
         return F.mse_loss(self.predict(x), self.targets(x)[:, self.cluster_len:])
+
+# %% ../../nbs/vision/arm.ipynb #b8f2d1e3
+from ..core import seed_everything
+from ..train import batch_indices
+from ..vision_common import Classifier, accuracy
+
+def finetune_early_stop(encoder: nn.Module, dim: int, X, y, Xval, yval, *, lr: float = 1e-3, batch_size: int = 32,
+                        eval_every: int = 20, patience: int = 3, max_steps: int = 500, warmup: int = 10,
+                        weight_decay: float = 0.05, seed: int = 0, n_classes: int = 10,
+                        progress: bool = False, desc: str = "finetune") -> tuple[nn.Module, dict]:
+    """Fine-tune `Classifier(encoder)` on `(X, y)` until accuracy on `(Xval, yval)` has not improved for `patience`
+    evaluations (every `eval_every` steps) or `max_steps`; return the best-validation model and its history."""
+    if eval_every < 1 or patience < 1 or max_steps < eval_every:
+        raise ValueError(f"need eval_every >= 1, patience >= 1, max_steps >= eval_every; got {eval_every}, {patience}, {max_steps}")
+    from tqdm.auto import tqdm
+    import sys
+    seed_everything(seed)
+    model = Classifier(encoder, dim, n_classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)))
+    best, best_state, best_step, bad, curve, step = -1.0, None, 0, 0, [], 0
+    bar = tqdm(total=max_steps, desc=desc, disable=not progress, mininterval=1.0, file=sys.stderr)
+    for step in range(1, max_steps + 1):
+        model.train()
+        idx = batch_indices(len(X), batch_size, step - 1, seed)
+        loss = F.cross_entropy(model(X[idx]), y[idx])
+        if not torch.isfinite(loss): raise FloatingPointError(f"non-finite loss at fine-tuning step {step}")
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step(); bar.update(1)
+        if step % eval_every == 0:
+            a = accuracy(model, Xval, yval); curve.append((step, a))
+            if a > best: best, best_state, best_step, bad = a, copy.deepcopy(model.state_dict()), step, 0
+            else: bad += 1
+            bar.set_postfix(val=f"{a:.3f}", best=f"{best:.3f}", refresh=False)
+            if bad >= patience: break
+    bar.close()
+    model.load_state_dict(best_state); model.eval()
+    return model, dict(best_val=best, best_step=best_step, steps=step, stopped_early=bad >= patience, curve=curve)
 
 # %% ../../nbs/vision/arm.ipynb #ec85c801
 def _peak_torch_alloc(fn) -> tuple[float, object]:
