@@ -15,7 +15,7 @@ from ..vision_common import ViTEncoder, FMNIST_MEAN, FMNIST_STD
 from ..train import fit
 
 # %% auto #0
-__all__ = ['AnyResViT', 'pgd', 'adv_loss', 'step_flops', 'train_recipe', 'robust_accuracy', 'autoattack_accuracy']
+__all__ = ['AnyResViT', 'pgd', 'adv_loss', 'step_flops', 'train_recipe', 'train_stage', 'robust_accuracy', 'autoattack_accuracy']
 
 # %% ../../nbs/vision/advxl.ipynb #dd30a82f
 class AnyResViT(nn.Module):
@@ -100,6 +100,23 @@ def train_recipe(model: nn.Module, X: torch.Tensor, y: torch.Tensor, stages: lis
     return dict(model=model, flops=sum(s["flops"] for s in per_stage), seconds=sum(s["seconds"] for s in per_stage),
                 per_stage=per_stage)
 
+# %% ../../nbs/vision/advxl.ipynb #a7d0e002
+def train_stage(model: nn.Module, opt: torch.optim.Optimizer, X: torch.Tensor, y: torch.Tensor, *, res: int,
+                pgd_steps: int, alpha: float, eps: float, steps: int, batch_size: int, lr: float,
+                gen: torch.Generator, warmup: int = 0, done: int = 0) -> int:
+    """`steps` adversarial training steps of one stage at resolution `res` against PGD-`pgd_steps`;
+    learning rate `lr`, linearly warmed up over the first `warmup` steps of the run (`done` steps
+    were taken before). Batches are drawn with replacement from `gen`. Returns the new step count."""
+    model.train()
+    for i in range(steps):
+        for g in opt.param_groups: g["lr"] = lr * min(1.0, (done + i + 1) / max(1, warmup))
+        idx = torch.randint(len(X), (batch_size,), generator=gen)
+        loss = adv_loss(model, X[idx], y[idx], res=res, eps=eps, alpha=alpha, steps=pgd_steps)
+        if not torch.isfinite(loss): raise FloatingPointError(f"non-finite loss at step {done + i + 1}")
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    model.eval()
+    return done + steps
+
 # %% ../../nbs/vision/advxl.ipynb #0bbf46bc
 @torch.no_grad()
 def _acc(model, x, y, bs=500):
@@ -115,8 +132,9 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     return dict(clean=_acc(model, x, y), pgd=_acc(model, adv, y))
 
 def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, full: bool = False,
-                        n_classes: int = 10, seed: int = 0) -> float | None:
-    "Accuracy under AutoAttack (full standard suite, or APGD-CE + APGD-T) from torchattacks; None if not installed."
+                        n_classes: int = 10, seed: int = 0, steps: int = 10) -> float | None:
+    """Accuracy under AutoAttack from torchattacks: the standard suite (`full`), or its two gradient attacks
+    APGD-CE + APGD-T with `steps` iterations each; None if torchattacks is not installed."""
     try:
         import torchattacks
     except ImportError:
@@ -125,6 +143,7 @@ def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
     if full:
         atk = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard", n_classes=n_classes, seed=seed)
     else:
-        atk = torchattacks.MultiAttack([torchattacks.APGD(model, norm="Linf", eps=eps, seed=seed, loss="ce"),
-                                        torchattacks.APGDT(model, norm="Linf", eps=eps, seed=seed, n_classes=n_classes)])
+        atk = torchattacks.MultiAttack([torchattacks.APGD(model, norm="Linf", eps=eps, seed=seed, loss="ce", steps=steps),
+                                        torchattacks.APGDT(model, norm="Linf", eps=eps, seed=seed, n_classes=n_classes,
+                                                           steps=steps)])
     return _acc(model, atk(x, y), y)
