@@ -202,7 +202,7 @@ def forest_plot(rows: list[dict], path: Path, clip: float = 3.0) -> Path:
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     n = max(len(rows), 1)
-    fig = Figure(figsize=(8, 1.2 + 0.28 * n), dpi=150)
+    fig = Figure(figsize=(8, 1.5 + 0.3 * n), dpi=150, layout="constrained")
     ax = fig.add_subplot()
     for i, r in enumerate(rows):
         y = n - 1 - i; e, lo, hi = r["x"]; col = VERDICT_COLOURS.get(r["verdict"], "#7f7f7f")
@@ -219,12 +219,11 @@ def forest_plot(rows: list[dict], path: Path, clip: float = 3.0) -> Path:
     ax.set_xlabel("(effect − margin) / |baseline − floor|", fontsize=10)
     ax.set_title("Claims: effect and 95 % interval relative to the margin" if rows else "No claim with a verdict yet",
                  fontsize=11)
-    ax.legend(handles=[Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in VERDICT_COLOURS.items()],
-              fontsize=9, loc="lower right", framealpha=0.8)
+    fig.legend(handles=[Line2D([], [], color=c, marker="o", lw=2, label=v) for v, c in VERDICT_COLOURS.items()],
+               fontsize=9, loc="outside lower center", ncol=3, frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
     return path
 
 # %% ../nbs/core/07_book.ipynb #b00k0015
