@@ -96,3 +96,11 @@ def test_config():
     assert cfg["launch_buttons"]["binderhub_url"] and cfg["launch_buttons"]["colab_url"] and cfg["repository"]["url"]
     make = (ROOT / "Makefile").read_text()
     assert "browser-test" in next(l for l in make.splitlines() if l.startswith("test:"))
+
+
+def test_matplotlibrc_matches_viz():
+    "book/matplotlibrc (for MATPLOTLIBRC in the runner's kernels) says what medfound.viz.BOOK_RC says."
+    import matplotlib
+    from medfound.viz import BOOK_RC
+    rc = matplotlib.rc_params_from_file(str(ROOT / "book/matplotlibrc"), use_default_template=False)
+    assert {k: rc[k] for k in BOOK_RC} == BOOK_RC
