@@ -199,7 +199,7 @@ def reduce_text(ids: torch.Tensor, prio: torch.Tensor, strategy: str, length: in
     return kept.to(dev), keep.masked_fill(kept == 0, 0).to(dev)
 
 # %% ../../nbs/vl/clipa.ipynb #385c2a6b
-SIZES = {"S": dict(width=8, depth=1), "M": dict(width=16, depth=2), "L": dict(width=32, depth=3)}
+SIZES = {"S": dict(width=16, depth=1), "M": dict(width=32, depth=2), "L": dict(width=48, depth=2)}
 
 class PosTextEncoder(TextEncoder):
     "The shared text Transformer, taking optional position ids of kept tokens."
