@@ -69,3 +69,24 @@ def test_bad_inputs():
         pgd(net, torch.rand(1, 1, 32, 32), torch.zeros(1, dtype=torch.long), -0.1, 0.1, 1)
     loss = adv_loss(net, torch.rand(2, 1, 32, 32), torch.zeros(2, dtype=torch.long), res=16, eps=0.1, alpha=0.1, steps=1)
     assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def _stage_run(splits, lr=3e-3):
+    from medfound.vision.advxl import train_stage
+    torch.manual_seed(0)
+    X = torch.rand(32, 1, 16, 16); y = torch.randint(0, 10, (32,))
+    m = AnyResViT(16, 4, dim=16, depth=1, heads=2); o = torch.optim.AdamW(m.parameters(), lr)
+    g, d, lrs = torch.Generator().manual_seed(1), 0, []
+    for s in splits:
+        d = train_stage(m, o, X, y, res=16, pgd_steps=1, alpha=0.05, eps=0.03, steps=s, batch_size=8, lr=lr,
+                        gen=g, warmup=4, done=d)
+        lrs.append(o.param_groups[0]["lr"])
+    return m, d, lrs
+
+
+def test_train_stage_is_resumable_and_warms_up():
+    (m1, d1, _), (m2, d2, lrs) = _stage_run([5]), _stage_run([1, 1, 3])
+    assert d1 == d2 == 5 and not m1.training
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert lrs[0] == pytest.approx(3e-3 / 4) and lrs[1] == pytest.approx(3e-3 / 2) and lrs[2] == pytest.approx(3e-3)
