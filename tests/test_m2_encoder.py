@@ -31,3 +31,11 @@ def test_bad_group_size():
     with pytest.raises(ValueError):
         M.simulated_grouped_loss(torch.zeros(8, 2), torch.zeros(8, 2), 1.0, 4, 3)
     assert M.group_of(5, 8, 4) == ([4, 5, 6, 7], 1)
+
+
+def test_e2e_worker_times_every_k():
+    "The end-to-end benchmark runs full training steps for every k, the placebo, and the link measurements."
+    res = M.launch(M.e2e_worker, 2, [1, 2], 2, 2, 1, [64, 256], 1, 8, 1, 50, 8, 16)
+    for r in res:
+        assert [set(t) for t in r["reps"]] == [{"1", "2", "placebo"}] * 2
+        assert all(v > 0 for t in r["reps"] for v in t.values()) and r["phi"] > 0 and set(r["ring"]) == {"64", "256"}

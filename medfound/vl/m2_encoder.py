@@ -15,7 +15,7 @@ from ..vl_common import clip_loss
 
 # %% auto #0
 __all__ = ['ring_all_gather', 'ring_reduce_scatter', 'GroupGather', 'group_of', 'grouped_clip_loss', 'simulated_grouped_loss',
-           'check_worker', 'launch', 'bench_worker']
+           'check_worker', 'launch', 'bench_worker', 'e2e_worker']
 
 # %% ../../nbs/vl/m2_encoder.ipynb #01863ab8
 def _ring_step(send: torch.Tensor, nxt: int, prv: int) -> torch.Tensor:
@@ -177,5 +177,52 @@ def bench_worker(rank: int, world: int, init_file: str, out_dir: str, Bs: list, 
                 del fi, ft
             out[f"{B}/{k}"] = dict(step_s=float(np.median(steps)), comm_s=float(np.median(comm)),
                                    peak_extra_mib=_status_mib("VmHWM") - base, logits_mib=2 * b * k * b * 4 / 2**20)
+    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(out))
+    dist.barrier(); dist.destroy_process_group()
+
+# %% ../../nbs/vl/m2_encoder.ipynb #e2e00002
+def e2e_worker(rank: int, world: int, init_file: str, out_dir: str, ks: list, b: int, reps: int, steps: int,
+               ring_sizes: list, ring_reps: int, width: int = 32, txt_layers: int = 1, vocab: int = 500, L: int = 16,
+               d: int = 128):
+    "One process of the end-to-end benchmark: ring latency/bandwidth, matmul throughput, training-step time per k."
+    _init(rank, world, init_file)
+    from medfound.vl_common import DualEncoder
+    nxt, prv = (rank + 1) % world, (rank - 1) % world
+    ring = {}
+    for n in ring_sizes:                               # one ring step of n float32 numbers, all ranks at once
+        x, ts = torch.randn(n), []
+        for it in range(ring_reps + 1):
+            dist.barrier(); t0 = time.perf_counter(); _ring_step(x, nxt, prv); t = time.perf_counter() - t0
+            if it: ts.append(t)
+        ring[str(n)] = float(np.median(ts))
+    A, B = torch.randn(b, d), torch.randn(d, world * b)
+    ts = []
+    for it in range(6):
+        t0 = time.perf_counter(); A @ B; ts.append(time.perf_counter() - t0)
+    phi = 2 * b * d * world * b / float(np.median(ts[1:]))
+    torch.manual_seed(0)                               # same initial weights on every rank, as DDP broadcasts them
+    model = DualEncoder(vocab, embed_dim=d, img_width=width, txt_width=2 * width, txt_layers=txt_layers, max_len=L)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-3)
+    g = torch.Generator().manual_seed(1000 + rank)     # each rank its own shard of data
+    x, ids = torch.randn(b, 3, 32, 32, generator=g), torch.randint(1, vocab, (b, L), generator=g)
+    def step(k):
+        fi, ft, scale = model(x, ids)
+        grouped_clip_loss(fi, ft, scale, k).backward()
+        grads = [p.grad for p in params]
+        flat = torch._utils._flatten_dense_tensors(grads); dist.all_reduce(flat); flat /= world
+        for gr, avg in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)): gr.copy_(avg)
+        opt.step(); opt.zero_grad(set_to_none=False)
+    configs = [str(k) for k in ks] + ["placebo"]       # placebo: k = N timed a second time
+    out = dict(ring=ring, phi=phi, reps=[])
+    for r in range(reps):
+        times = {}
+        for c in configs[r % len(configs):] + configs[:r % len(configs)]:
+            k, ts = (world if c == "placebo" else int(c)), []
+            for it in range(steps + 1):
+                dist.barrier(); t0 = time.perf_counter(); step(k); dist.barrier(); t = time.perf_counter() - t0
+                if it: ts.append(t)
+            times[c] = float(np.median(ts))
+        out["reps"].append(times)
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(out))
     dist.barrier(); dist.destroy_process_group()
