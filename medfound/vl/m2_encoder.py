@@ -15,7 +15,8 @@ from ..vl_common import clip_loss
 
 # %% auto #0
 __all__ = ['ring_all_gather', 'ring_reduce_scatter', 'GroupGather', 'group_of', 'grouped_clip_loss', 'simulated_grouped_loss',
-           'check_worker', 'launch', 'bench_worker', 'e2e_worker']
+           'check_worker', 'launch', 'CollectiveGather', 'grouped_subgroup', 'grouped_clip_loss_collective', 'main',
+           'collective_check_worker', 'bench_worker', 'e2e_worker']
 
 # %% ../../nbs/vl/m2_encoder.ipynb #01863ab8
 def _ring_step(send: torch.Tensor, nxt: int, prv: int) -> torch.Tensor:
@@ -141,6 +142,142 @@ def launch(fn, world: int, *args) -> list:
         mp.start_processes(fn, args=(world, f"{tmp}/rdzv", tmp, *args), nprocs=world, join=True, start_method=os.environ.get("MEDFOUND_MP_START", "fork"))
         return [json.loads(Path(tmp, f"rank{r}.json").read_text()) for r in range(world)]
 
+# %% ../../nbs/vl/m2_encoder.ipynb #prod0002
+class CollectiveGather(torch.autograd.Function):
+    "Rows of every rank of `group` stacked in group order (all_gather_into_tensor); backward: reduce_scatter_tensor (sum)."
+    @staticmethod
+    def forward(ctx, x, group):
+        ctx.group = group
+        k = dist.get_world_size(group)
+        out = x.new_empty((k * x.shape[0], *x.shape[1:]))
+        dist.all_gather_into_tensor(out, x.contiguous(), group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        k = dist.get_world_size(ctx.group)
+        gx = g.new_empty((g.shape[0] // k, *g.shape[1:]))
+        dist.reduce_scatter_tensor(gx, g.contiguous(), op=dist.ReduceOp.SUM, group=ctx.group)
+        return gx, None
+
+def grouped_subgroup(k: int):
+    "This rank's process group of k consecutive ranks, from torch.distributed.new_subgroups (every rank must call it)."
+    world = dist.get_world_size()
+    if k < 1 or world % k: raise ValueError(f"group size k={k} must divide the world size {world}")
+    return dist.new_subgroups(group_size=k)[0]
+
+def grouped_clip_loss_collective(img: torch.Tensor, txt: torch.Tensor, scale, group=None) -> torch.Tensor:
+    "Grouped-aggregation CLIP loss of this rank over the standard collectives of `group` (default: all ranks)."
+    group = group if group is not None else dist.group.WORLD
+    b, pos = img.shape[0], dist.get_rank(group)
+    img_all, txt_all = CollectiveGather.apply(img, group), CollectiveGather.apply(txt, group)   # (k*b, d) each
+    return clip_loss(img, txt, scale, img_all, txt_all, pos * b + torch.arange(b, device=img.device))
+
+# %% ../../nbs/vl/m2_encoder.ipynb #prod0003
+def _collective_check(b: int = 3, d: int = 5, scale: float = 10.0) -> dict:
+    "Every k dividing the world: production path vs ring vs one-process simulation (CLIP at k = N), values and grads."
+    rank, world = dist.get_rank(), dist.get_world_size()
+    X, T, Wi0, Wt0 = _toy_problem(world, b, d)
+    rows = slice(rank * b, (rank + 1) * b)              # this rank's shard of the global batch
+    out = {}
+    for k in [k for k in range(1, world + 1) if world % k == 0]:
+        group, (ranks, pos) = grouped_subgroup(k), group_of(rank, world, k)
+        res = {}
+        for path in ("collective", "ring"):
+            Wi, Wt = Wi0.clone().requires_grad_(), Wt0.clone().requires_grad_()
+            fi, ft = _features(X[rows], T[rows], Wi, Wt)
+            loss = (grouped_clip_loss_collective(fi, ft, scale, group) if path == "collective" else grouped_clip_loss(fi, ft, scale, k))
+            loss.backward()
+            flat = torch.cat([loss.detach().reshape(1), Wi.grad.flatten(), Wt.grad.flatten()])
+            dist.all_reduce(flat); res[path] = flat / world                  # what DDP does
+        if rank == 0:
+            Wi1, Wt1 = Wi0.clone().requires_grad_(), Wt0.clone().requires_grad_()
+            fI, fT = _features(X, T, Wi1, Wt1)
+            ref = clip_loss(fI, fT, scale) if k == world else simulated_grouped_loss(fI, fT, scale, world, k)
+            ref.backward()
+            ref_flat = torch.cat([ref.detach().reshape(1), Wi1.grad.flatten(), Wt1.grad.flatten()])
+            out[str(k)] = dict(loss=res["collective"][0].item(), ref_loss=ref.item(),
+                               loss_err=abs(res["collective"][0] - ref_flat[0]).item(),
+                               grad_err=(res["collective"][1:] - ref_flat[1:]).abs().max().item(),
+                               ring_err=(res["collective"] - res["ring"]).abs().max().item())
+    return out
+
+def _shard_batches(rank: int, world: int, local_b: int, seed: int, data: str, vocab: int = 64, L: int = 16):
+    "An endless iterator of this rank's (images, ids) batches, read from its own shard; and the vocabulary size."
+    if data == "synthetic":
+        g = torch.Generator().manual_seed(seed * 1000 + rank)
+        X, I = torch.randn(8 * local_b, 3, 32, 32, generator=g), torch.randint(1, vocab, (8 * local_b, L), generator=g)
+        vocab_size = vocab
+    else:
+        from medfound.vl_common import load_pairs, split_pairs, BilingualTokenizer, images_to_tensor
+        pairs = load_pairs(("tuxpaint", "emoji")); tr, _ = split_pairs(pairs)
+        tok = BilingualTokenizer().fit([pairs.en[i] for i in tr], [pairs.zh[i] for i in tr])
+        shard = tr[rank::world]                                              # rows of this rank only
+        X = images_to_tensor(pairs.images[shard])
+        en, zh = tok([pairs.en[i] for i in shard], "en", L), tok([pairs.zh[i] for i in shard], "zh", L)
+        g = torch.Generator().manual_seed(seed * 1000 + rank)
+        I = torch.where(torch.rand(len(shard), 1, generator=g) < 0.5, zh, en)  # one language per pair, drawn once
+        vocab_size = tok.vocab_size
+    def it():
+        g = torch.Generator().manual_seed(seed * 7919 + rank)
+        while True:
+            idx = torch.randint(0, len(X), (local_b,), generator=g)
+            yield X[idx], I[idx]
+    return it(), vocab_size
+
+def main(argv=None) -> dict | None:
+    "Training entry point for torchrun (see above); rank 0 writes a JSON summary to --out."
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m medfound.vl.m2_encoder", description="grouped-aggregation CLIP training (torchrun)")
+    ap.add_argument("--k", type=int, default=0, help="group size (default: the world size, i.e. plain CLIP)")
+    ap.add_argument("--steps", type=int, default=100); ap.add_argument("--local-b", type=int, default=16)
+    ap.add_argument("--width", type=int, default=16); ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0); ap.add_argument("--data", choices=["pairs", "synthetic"], default="pairs")
+    ap.add_argument("--check", action="store_true", help="compare the production path with the ring and the simulation, then exit")
+    ap.add_argument("--out", default=None, help="JSON file written by rank 0")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    cuda = torch.cuda.is_available()
+    dist.init_process_group("nccl" if cuda else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
+    if cuda: torch.cuda.set_device(dev)
+    try:
+        if args.check:
+            if cuda: raise SystemExit("--check runs on CPU processes (gloo)")
+            summary = dict(world=world, backend=dist.get_backend(), check=_collective_check())
+        else:
+            from medfound.vl_common import DualEncoder
+            k = args.k or world
+            group = grouped_subgroup(k)
+            batches, vocab = _shard_batches(rank, world, args.local_b, args.seed, args.data)
+            torch.manual_seed(args.seed)                                      # same initial weights everywhere
+            model = DualEncoder(vocab, embed_dim=128, img_width=args.width, txt_width=2 * args.width, txt_layers=1, max_len=16).to(dev)
+            ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if cuda else None)
+            opt = torch.optim.AdamW(ddp.parameters(), lr=args.lr, weight_decay=0.05)
+            history, t0 = [], time.perf_counter()
+            for step in range(args.steps):
+                x, ids = next(batches)
+                loss = grouped_clip_loss_collective(*ddp(x.to(dev), ids.to(dev)), group=group)
+                opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+                l = loss.detach().clone(); dist.all_reduce(l); history.append(l.item() / world)
+            summary = dict(world=world, k=k, backend=dist.get_backend(), steps=args.steps, local_b=args.local_b,
+                           history=history, seconds=time.perf_counter() - t0)
+        if rank == 0 and args.out: Path(args.out).write_text(json.dumps(summary))
+        return summary if rank == 0 else None
+    finally:
+        dist.destroy_process_group()
+
+# %% ../../nbs/vl/m2_encoder.ipynb #prod0005
+def collective_check_worker(rank: int, world: int, init_file: str, out_dir: str):
+    "`_collective_check` in one process of `launch`; rank 0 writes its result."
+    _init(rank, world, init_file)
+    res = _collective_check()
+    if rank == 0: Path(out_dir, "rank0.json").write_text(json.dumps(res))
+    for r in range(1, world):
+        if rank == r: Path(out_dir, f"rank{r}.json").write_text("{}")
+    dist.barrier(); dist.destroy_process_group()
+
 # %% ../../nbs/vl/m2_encoder.ipynb #ef54394b
 def _status_mib(key: str) -> float:
     for line in open("/proc/self/status"):
@@ -226,3 +363,6 @@ def e2e_worker(rank: int, world: int, init_file: str, out_dir: str, ks: list, b:
         out["reps"].append(times)
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(out))
     dist.barrier(); dist.destroy_process_group()
+
+# %% ../../nbs/vl/m2_encoder.ipynb #prod0008
+if __name__ == "__main__" and "__file__" in globals(): main()   # torchrun -m medfound.vl.m2_encoder; not in a notebook
