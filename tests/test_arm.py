@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from medfound.vision.arm import (ARMEncoder, ARMPretrainer, MambaBlock, SCAN_IMPLS, block_causal_mask, cluster_order,
+from medfound.vision.arm import (ARMEncoder, ARMPretrainer, MambaBlock, SCAN_IMPLS, cross_causal_mask, cluster_order,
                                  compare_scans, random_scan_inputs, scan_chunked, scan_sequential, scan_triton,
                                  selective_scan)
 
@@ -72,15 +72,32 @@ def test_mamba_block_causal_and_impls_agree():
         assert torch.allclose(blk(z.detach()), ref, atol=1e-5), impl
 
 
-def test_block_causal_mask_rules():
+def test_cross_causal_mask_rules():
     n, cl = 16, 4
-    m, S = block_causal_mask(n, cl), n - cl
+    m, S = cross_causal_mask(n, cl), n - cl
     src, tgt = torch.arange(S) // cl, torch.arange(cl, n) // cl
+    assert m.shape == (S, S)
     for i in range(S):
         for j in range(S):
-            assert m[S + i, j] == (src[j] < tgt[i])
-            assert m[S + i, S + j] == (tgt[j] == tgt[i])
-            assert m[i, j] == (src[j] <= src[i]) and not m[i, S + j]
+            assert m[i, j] == (src[j] < tgt[i])
+
+
+def test_chunked_matches_mambapy_peer():
+    mp = pytest.importorskip("mambapy.mamba")
+    peer = lambda u, dt, A, B, C, D: mp.MambaBlock.selective_scan(None, u, dt, A, B, C, D)
+    for shape in [(2, 64, 8, 4), (1, 300, 6, 5)]:
+        d = compare_scans(scan_chunked, peer, shape)
+        assert d["y"] < 1e-5 and d["grad"] < 1e-5, (shape, d)
+
+
+def test_decoder_taps_and_grads():
+    torch.manual_seed(0)
+    arm = ARMPretrainer(ARMEncoder(img_size=16, patch=4, dim=16, depth=3, d_state=4, order_cluster=2, scan_impl="chunked"),
+                        cluster=2, dec_dim=16, dec_depth=3)
+    assert arm.taps == [1, 2, 3]
+    arm(torch.randn(2, 1, 16, 16)).backward()
+    missing = [n for n, p in arm.named_parameters() if p.grad is None]
+    assert missing == ["encoder.norm.weight"], missing
 
 
 def test_arm_does_not_peek():

@@ -19,7 +19,7 @@ except ImportError:  # the sequential and chunked scans still work
 # %% auto #0
 __all__ = ['SCAN_IMPLS', 'check_scan_args', 'scan_sequential', 'scan_chunked', 'random_scan_inputs', 'compare_scans',
            'triton_ready', 'scan_triton', 'selective_scan', 'MambaMixer', 'MambaBlock', 'cluster_order',
-           'block_causal_mask', 'ARMEncoder', 'ARMPretrainer', 'finetune_early_stop', 'scan_bytes',
+           'cross_causal_mask', 'ARMEncoder', 'CrossBlock', 'ARMPretrainer', 'finetune_early_stop', 'scan_bytes',
            'peak_bandwidth_gbps', 'bench_scan']
 
 # %% ../../nbs/vision/arm.ipynb #b4623d70
@@ -52,27 +52,63 @@ def scan_sequential(u, delta, A, B, C, D=None):
     return y.to(u.dtype)
 
 # %% ../../nbs/vision/arm.ipynb #dd2198b1
+def _default_chunk(L: int) -> int: return min(L, 1 << max(1, math.isqrt(max(L - 1, 1))).bit_length())
+
+def _scan_(a, h, T: int, reverse: bool = False):
+    "In place on h (B, L, D, N), L a multiple of T: h_t += a_t h_{t-1}, or (reverse) h_t += a_{t+1} h_{t+1}; chunks of T."
+    Bt, L, Dn, N = h.shape; nc = L // T
+    av, hv = a.view(Bt, nc, T, Dn, N), h.view(Bt, nc, T, Dn, N)
+    for t in (range(T - 2, -1, -1) if reverse else range(1, T)):           # 1. inside every chunk at once
+        if reverse: hv[:, :, t].addcmul_(av[:, :, t + 1], hv[:, :, t + 1])
+        else: hv[:, :, t].addcmul_(av[:, :, t], hv[:, :, t - 1])
+    if nc == 1: return h
+    tot = av[:, :, 1:].prod(2)                                              # decay from a chunk's first to last position
+    cin = h.new_empty(Bt, nc - 1, Dn, N)                                    # 2. what enters each chunk from its neighbour
+    if reverse:
+        G = hv[:, -1, 0]
+        for c in range(nc - 2, -1, -1):
+            cin[:, c] = av[:, c + 1, 0] * G; G = hv[:, c, 0] + tot[:, c] * cin[:, c]
+        corr = cin
+        for t in range(T - 1, -1, -1):                                      # 3. fix-up, decaying through the chunk
+            if t < T - 1: corr = corr * av[:, :-1, t + 1]
+            hv[:, :-1, t] += corr
+    else:
+        H = hv[:, 0, -1]
+        for c in range(1, nc):
+            cin[:, c - 1] = av[:, c, 0] * H; H = hv[:, c, -1] + tot[:, c] * cin[:, c - 1]
+        corr = cin
+        for t in range(T):
+            if t: corr = corr * av[:, 1:, t]
+            hv[:, 1:, t] += corr
+    return h
+
+def _padded(x, pad): return F.pad(x, (0, 0, 0, 0, 0, pad)) if pad else x
+
+class _LinearScan(torch.autograd.Function):
+    "h_t = a_t h_{t-1} + b_t over dim 1 of (B, L, D, N) tensors by the chunked scan; the backward is the same scan reversed."
+    @staticmethod
+    def forward(ctx, a, b, T):
+        L = a.shape[1]; pad = -L % T
+        h = _scan_(_padded(a, pad), _padded(b, pad) if pad else b.clone(), T)[:, :L]
+        ctx.save_for_backward(a, h); ctx.T = T
+        return h
+
+    @staticmethod
+    def backward(ctx, gh):
+        a, h = ctx.saved_tensors; L = a.shape[1]; pad = -L % ctx.T
+        g = _scan_(_padded(a, pad), _padded(gh, pad) if pad else gh.clone(), ctx.T, reverse=True)[:, :L]
+        da = torch.empty_like(a); da[:, 0] = 0; torch.mul(g[:, 1:], h[:, :-1], out=da[:, 1:])
+        return da, g, None
+
 def scan_chunked(u, delta, A, B, C, D=None, chunk: int | None = None):
-    "Selective scan: sequential inside chunks of length `chunk` (default ~sqrt(L)) run in parallel, then a carry pass."
+    "Selective scan: chunks of length `chunk` (default ~sqrt(L)) scanned in parallel, a carry pass, a fix-up; reverse-scan backward."
     check_scan_args(u, delta, A, B, C, D)
     ct = _compute_dtype(u, delta, A, B, C)
     u_, dt_, A_, B_, C_ = (t.to(ct) for t in (u, delta, A, B, C))
-    Bt, L, Dn = u.shape; N = A.shape[1]
-    T = min(L, chunk or 1 << max(1, math.isqrt(max(L - 1, 1))).bit_length())
-    nc = -(-L // T); pad = nc * T - L
-    la = dt_[..., None] * A_                                                # (B, L, D, N) log-decay <= 0
+    T = min(u.shape[1], chunk or _default_chunk(u.shape[1]))
+    a = torch.exp(dt_[..., None] * A_)                                      # (B, L, D, N) decay, in (0, 1]
     b = (dt_ * u_)[..., None] * B_[:, :, None, :]                           # (B, L, D, N) input term
-    if pad: la, b = F.pad(la, (0, 0, 0, 0, 0, pad)), F.pad(b, (0, 0, 0, 0, 0, pad))
-    la, b = la.reshape(Bt, nc, T, Dn, N), b.reshape(Bt, nc, T, Dn, N)
-    P = torch.exp(torch.cumsum(la, 2))                                      # decay since chunk start
-    h, hs = b.new_zeros(Bt, nc, Dn, N), []
-    for at, bt in zip(torch.exp(la).unbind(2), b.unbind(2)):                # T steps, all chunks at once
-        h = at * h + bt; hs.append(h)
-    hl = torch.stack(hs, 2)                                                 # (B, nc, T, D, N)
-    H, prev = b.new_zeros(Bt, Dn, N), []
-    for pe, he in zip(P[:, :, -1].unbind(1), hl[:, :, -1].unbind(1)):       # nc steps: carry across chunks
-        prev.append(H); H = pe * H + he
-    h = (hl + P * torch.stack(prev, 1)[:, :, None]).reshape(Bt, nc * T, Dn, N)[:, :L]
+    h = _LinearScan.apply(a, b, T)
     y = torch.einsum("bldn,bln->bld", h, C_)
     if D is not None: y = y + u_ * D.to(ct)
     return y.to(u.dtype)
@@ -277,16 +313,12 @@ def cluster_order(grid: int, c: int) -> torch.Tensor:
     idx = torch.arange(grid * grid).reshape(grid // c, c, grid // c, c)    # (cluster row, row in cluster, cluster col, col)
     return idx.permute(0, 2, 1, 3).reshape(-1)
 
-def block_causal_mask(n_patches: int, cluster_len: int) -> torch.Tensor:
-    "Boolean (2S, 2S) attention mask, True = may attend, for S encoder tokens then S query tokens (S = n - cluster_len)."
+def cross_causal_mask(n_patches: int, cluster_len: int) -> torch.Tensor:
+    "Boolean (S, S) mask, True = may attend: the query of a patch in cluster j sees encoder outputs of clusters < j (S = n - cluster_len)."
     S = n_patches - cluster_len
-    src = torch.arange(S) // cluster_len                                    # cluster of each encoder token
+    src = torch.arange(S) // cluster_len                                    # cluster of each encoder output
     tgt = torch.arange(cluster_len, n_patches) // cluster_len               # cluster of each query's target
-    m = torch.zeros(2 * S, 2 * S, dtype=torch.bool)
-    m[:S, :S] = src[None, :] <= src[:, None]
-    m[S:, :S] = src[None, :] < tgt[:, None]
-    m[S:, S:] = tgt[None, :] == tgt[:, None]
-    return m
+    return src[None, :] < tgt[:, None]
 
 # %% ../../nbs/vision/arm.ipynb #9c801f67
 class ARMEncoder(nn.Module):
@@ -306,38 +338,61 @@ class ARMEncoder(nn.Module):
         return self.norm(t)
     def forward(self, x): return self.run(self.tokens(x))
 
+class CrossBlock(nn.Module):
+    "Decoder block of the official ARM code: masked cross-attention of queries to encoder features, then an MLP."
+    def __init__(self, dim: int, heads: int = 4, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.heads = heads
+        self.nq, self.nkv, self.n2 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, int(mlp_ratio * dim)), nn.GELU(), nn.Linear(int(mlp_ratio * dim), dim))
+
+    def forward(self, q, kv, mask):                                         # q (B, Sq, dim), kv (B, Skv, dim), mask (Sq, Skv)
+        B, Sq, d = q.shape; h = self.heads
+        qh = self.q(self.nq(q)).view(B, Sq, h, d // h).transpose(1, 2)
+        k, v = self.kv(self.nkv(kv)).view(B, kv.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(qh, k, v, attn_mask=mask).transpose(1, 2).reshape(B, Sq, d)
+        q = q + self.proj(a)
+        return q + self.mlp(self.n2(q))
+
 class ARMPretrainer(nn.Module):
-    "Encoder + block-causal decoder predicting each next cluster's normalised pixels (`cluster` patches per side)."
+    "Encoder + cross-attention decoder predicting each next cluster's normalised pixels (`cluster` patches per side)."
     def __init__(self, encoder: ARMEncoder, cluster: int = 2, dec_dim: int = 64, dec_depth: int = 2, heads: int = 4,
                  in_ch: int = 1):
         super().__init__()
-        g, c = encoder.embed.grid, cluster
+        g, c, depth = encoder.embed.grid, cluster, len(encoder.blocks)
         if g % c: raise ValueError(f"patch grid {g} not divisible by cluster {c}")
         if c > 1 and not torch.equal(cluster_order(g, c), encoder.order.cpu()):
             raise ValueError(f"the encoder's token order must be the order of {c}x{c} clusters (set order_cluster={c})")
         self.encoder, self.cluster_len, self.L = encoder, c * c, g * g
-        self.to_dec = nn.Linear(encoder.dim, dec_dim)
+        self.taps = [max(1, math.ceil((i + 1) * depth / dec_depth)) for i in range(dec_depth)]   # encoder depths read
+        self.tap_norms = nn.ModuleList(nn.LayerNorm(encoder.dim) for _ in self.taps)
+        self.to_dec = nn.Linear(encoder.dim * dec_depth, dec_dim * dec_depth)
         self.dec_pos = nn.Parameter(torch.randn(1, self.L, dec_dim) * 0.02)
         self.query = nn.Parameter(torch.zeros(1, 1, dec_dim))
-        self.blocks = nn.ModuleList(ViTBlock(dec_dim, heads) for _ in range(dec_depth))
+        self.blocks = nn.ModuleList(CrossBlock(dec_dim, heads) for _ in range(dec_depth))
         self.norm = nn.LayerNorm(dec_dim)
         self.head = nn.Linear(dec_dim, encoder.patch ** 2 * in_ch)
-        self.register_buffer("mask", block_causal_mask(self.L, self.cluster_len), persistent=False)
+        self.register_buffer("mask", cross_causal_mask(self.L, self.cluster_len), persistent=False)
 
     def targets(self, x):
         "Per-patch normalised pixels in the encoder's order: (B, L, p*p*C)."
         t = patchify(x, self.encoder.patch)[:, self.encoder.order]
         return (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True) + 1e-6).sqrt()
 
+    def features(self, x):
+        "Encoder outputs at the tapped depths for clusters 0..k-2, projected to one decoder stream per block."
+        t, feats = self.encoder.tokens(x)[:, :self.L - self.cluster_len], []
+        for i, b in enumerate(self.encoder.blocks, 1):
+            t = b(t)
+            feats += [n(t) for n, d in zip(self.tap_norms, self.taps) if d == i]
+        return self.to_dec(torch.cat(feats, -1)).chunk(len(self.blocks), -1)
+
     def predict(self, x):
         "Predictions for clusters 1..k-1, (B, L - cluster_len, p*p*C), each from the clusters before it."
-        S = self.L - self.cluster_len
-        ctx = self.encoder.run(self.encoder.tokens(x)[:, :S])               # only clusters 0..k-2 enter
-        ctx = self.to_dec(ctx) + self.dec_pos[:, :S]
-        q = self.query + self.dec_pos[:, self.cluster_len:]
-        z = torch.cat([ctx, q.expand(len(x), -1, -1)], 1)                   # (B, 2S, dec_dim)
-        for b in self.blocks: z = b(z, mask=self.mask)
-        return self.head(self.norm(z[:, S:]))
+        q = (self.query + self.dec_pos[:, self.cluster_len:]).expand(len(x), -1, -1)
+        for b, kv in zip(self.blocks, self.features(x)): q = b(q, kv, self.mask)
+        return self.head(self.norm(q))
 
     def forward(self, x):
         "The pre-training loss: mean squared error on the next clusters' normalised pixels."
@@ -408,12 +463,12 @@ def peak_bandwidth_gbps(device=0) -> float | None:
     return 2 * clock_khz * 1e3 * bus_bits / 8 / 1e9 if clock_khz and bus_bits else None
 
 def bench_scan(impl: str, L: int, batch: int = 1, D: int = 32, N: int = 16, backward: bool = True, reps: int = 2,
-               device: str = "cpu") -> dict:
-    "Best-of-`reps` seconds (forward, forward+backward) and peak torch memory (MiB) of one selective-scan call."
+               device: str = "cpu", fn=None) -> dict:
+    "Best-of-`reps` seconds (forward, forward+backward) and peak torch memory (MiB) of one selective-scan call (`fn`: a peer)."
     ins = [t.detach().to(device).requires_grad_(backward) for t in random_scan_inputs(batch, L, D, N, requires_grad=False)]
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     def run():
-        y = selective_scan(*ins, impl=impl); sync(); t1 = time.perf_counter()
+        y = fn(*ins) if fn is not None else selective_scan(*ins, impl=impl); sync(); t1 = time.perf_counter()
         if backward: y.backward(torch.ones_like(y)); sync()
         return t1
     fwd = tot = float("inf")
