@@ -4,10 +4,11 @@
 
 # %% ../nbs/core/03_train.ipynb #3bf149bc
 from __future__ import annotations
-import hashlib, json, math, os, shutil, sys
+import hashlib, json, math, os, random, shutil, signal, sys, tempfile, threading, time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from .core import seed_everything, repo_root
@@ -19,7 +20,8 @@ except ImportError:
     from tqdm import tqdm
 
 # %% auto #0
-__all__ = ['batch_indices', 'default_collate', 'fit', 'checkpoint_dir']
+__all__ = ['CKPT_FORMAT', 'batch_indices', 'default_collate', 'CheckpointError', 'rng_state', 'set_rng_state', 'save_checkpoint',
+           'latest_checkpoint', 'load_checkpoint', 'fit', 'checkpoint_dir']
 
 # %% ../nbs/core/03_train.ipynb #557cf9ca
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
@@ -34,74 +36,216 @@ def default_collate(samples: list):
     "Stack tensors (or tuples/dicts of tensors) from `samples` into a batch."
     return torch.utils.data.default_collate(samples)
 
-# %% ../nbs/core/03_train.ipynb #ff3ec784
-class _Progress:
-    "Step counter and loss history kept next to the accelerate state."
-    def __init__(self, step=0, history=None): self.step, self.history = step, history or []
-    def state_dict(self): return dict(step=self.step, history=self.history)
-    def load_state_dict(self, d): self.step, self.history = d["step"], d["history"]
+# %% ../nbs/core/03_train.ipynb #b7e0c002
+class CheckpointError(RuntimeError):
+    "A checkpoint cannot be used: unreadable, not tensors-only, or written by a different run; the message names it."
 
-def _save(acc: Accelerator, ckpt_dir: Path):
-    tmp, final = ckpt_dir / "state.tmp", ckpt_dir / "state"
-    shutil.rmtree(tmp, ignore_errors=True)
-    acc.save_state(str(tmp))
-    old = ckpt_dir / "state.old"
-    if final.exists(): final.rename(old)
-    tmp.rename(final); shutil.rmtree(old, ignore_errors=True)
+CKPT_FORMAT = 1
+
+def _fsync_dir(d: Path):
+    fd = os.open(d, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def _load_tensors(path: Path):
+    "`torch.load` with `weights_only=True`: tensors and plain containers, never arbitrary objects."
+    try: return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: refused, not a tensors-only file ({type(e).__name__}: {str(e)[:200]}); "
+                              f"delete {path.parent} to train from the previous checkpoint or from scratch") from e
+
+def rng_state() -> tuple[dict, dict]:
+    "The state of every generator a step may draw from (Python, NumPy, torch CPU and CUDA) as (tensors, JSON)."
+    ver, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors = {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(keys.astype(np.int64))}
+    if torch.cuda.is_available(): tensors.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return tensors, {"python": [ver, list(mt), gauss], "numpy": [kind, int(pos), int(has_gauss), float(cached)]}
+
+def set_rng_state(tensors: dict, js: dict):
+    "Inverse of `rng_state`."
+    ver, mt, gauss = js["python"]; random.setstate((ver, tuple(mt), gauss))
+    kind, pos, has_gauss, cached = js["numpy"]
+    np.random.set_state((kind, tensors["numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("cuda")), key=lambda k: int(k[4:]))]
+    if cuda and torch.cuda.is_available(): torch.cuda.set_rng_state_all(cuda[:torch.cuda.device_count()])
+
+def _step_of(p: Path) -> int | None:
+    return int(p.name[5:]) if p.name.startswith("step-") and p.name[5:].isdigit() else None
+
+def save_checkpoint(ckpt_dir, step: int, tensors: dict, state: dict) -> Path:
+    "Write `tensors` (`<key>.pt` each) and `state` (`state.json`) as `ckpt_dir/step-<step>` atomically; drop older ones."
+    ckpt_dir = Path(ckpt_dir); final = ckpt_dir / f"step-{step:09d}"
+    if not final.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=ckpt_dir))
+        try:
+            for k, v in tensors.items():
+                with open(tmp / f"{k}.pt", "wb") as f: torch.save(v, f); f.flush(); os.fsync(f.fileno())
+            with open(tmp / "state.json", "w") as f: json.dump(dict(state, format=CKPT_FORMAT), f); f.flush(); os.fsync(f.fileno())
+            _fsync_dir(tmp)
+            os.rename(tmp, final); _fsync_dir(ckpt_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True); raise
+    for p in ckpt_dir.iterdir():           # older checkpoints, leftovers of killed saves, the old pickled format
+        s = _step_of(p)
+        if (s is not None and s < step) or p.name.startswith(".tmp-") or p.name in ("state", "state.tmp", "state.old"):
+            gone = ckpt_dir / f".old-{p.name}-{os.getpid()}"
+            p.rename(gone); shutil.rmtree(gone, ignore_errors=True)
+    return final
+
+def latest_checkpoint(ckpt_dir) -> Path | None:
+    "The complete checkpoint with the highest step in `ckpt_dir`, or None."
+    found = [(s, p) for p in Path(ckpt_dir).glob("step-*") if (s := _step_of(p)) is not None]
+    return max(found)[1] if found else None
+
+def load_checkpoint(path) -> tuple[dict, dict]:
+    "(tensors by file stem, state) of checkpoint folder `path`, loaded without unpickling any object."
+    path = Path(path)
+    try: state = json.loads((path / "state.json").read_text())
+    except (OSError, ValueError) as e: raise CheckpointError(f"{path / 'state.json'}: unreadable ({e})") from e
+    if state.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {state.get('format')!r}, this version reads {CKPT_FORMAT}")
+    return {p.stem: _load_tensors(p) for p in sorted(path.glob("*.pt"))}, state
+
+# %% ../nbs/core/03_train.ipynb #b7e0c005
+class _DeferSIGINT:
+    "Inside the block a first SIGINT only sets `pending`; a second one goes to the previous handler (stop now)."
+    def __init__(self): self.pending, self.old = False, None
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGINT)):
+            self.old = signal.signal(signal.SIGINT, self._handle)
+        return self
+    def _handle(self, signum, frame):
+        if self.pending: self.old(signum, frame)
+        self.pending = True
+    def __exit__(self, *exc):
+        if self.old is not None: signal.signal(signal.SIGINT, self.old)
+
+# %% ../nbs/core/03_train.ipynb #b7e0c008
+def _interactive(stream) -> bool:
+    "Whether a person watches `stream`: a terminal, or a live Jupyter kernel not run by papermill or the runner."
+    mode = os.environ.get("MEDFOUND_PROGRESS", "").lower()
+    if mode in ("bar", "lines"): return mode == "bar"
+    if os.environ.get("MEDFOUND_STATIC") == "1": return False
+    try:
+        if stream.isatty(): return True
+    except (AttributeError, ValueError): pass
+    ip = sys.modules.get("IPython")
+    return type(ip.get_ipython()).__name__ == "ZMQInteractiveShell" if ip else False
+
+class _Reporter:
+    "A tqdm bar when a person watches, else one line per epoch (or every `every` steps); `note` always prints."
+    def __init__(self, desc, steps, start, per_epoch, enabled=True, every=None, stream=None):
+        self.stream = stream or sys.stderr
+        self.desc, self.steps, self.start, self.per_epoch = desc, steps, start, per_epoch
+        self.mode = "off" if not enabled else "bar" if _interactive(self.stream) else "lines"
+        self.every = max(1, every or (per_epoch if steps <= 20 * per_epoch else math.ceil(steps / 20)))
+        self.t0, self.losses = time.perf_counter(), []
+        if self.mode == "bar": self.bar = tqdm(total=steps, initial=start, desc=desc, mininterval=1.0, file=self.stream)
+        elif self.mode == "lines" and start: self.note(f"resumed at step {start}/{steps}")
+
+    def note(self, msg: str):
+        if self.mode == "bar": self.bar.write(f"{self.desc}: {msg}", file=self.stream)
+        else: print(f"{self.desc}: {msg}", file=self.stream, flush=True)
+
+    def update(self, step: int, loss: float):
+        if self.mode == "bar": self.bar.update(1); self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if self.mode != "lines": return
+        self.losses.append(loss)
+        if step % self.every == 0 or step == self.steps:
+            dt = time.perf_counter() - self.t0
+            self.note(f"step {step}/{self.steps} (epoch {step / self.per_epoch:.1f}), loss {loss:.4f}, mean "
+                      f"{float(np.mean(self.losses)):.4f} over {len(self.losses)} steps, {(step - self.start) / dt:.1f} steps/s")
+            self.losses = []
+
+    def close(self):
+        if self.mode == "bar": self.bar.close()
+
+# %% ../nbs/core/03_train.ipynb #ff3ec784
+def _to(batch, device):
+    if isinstance(batch, torch.Tensor): return batch.to(device)
+    if isinstance(batch, dict): return {k: _to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)): return type(batch)(_to(v, device) for v in batch)
+    return batch
+
+def _resume(path: Path, acc, model, opt, sched, config: dict) -> tuple[int, list]:
+    tensors, state = load_checkpoint(path)
+    diff = [f"{k}={state['config'].get(k)!r} there, {v!r} here" for k, v in config.items() if state["config"].get(k) != v]
+    if diff: raise CheckpointError(f"{path} was written by a different run ({'; '.join(diff)}): use another ckpt_dir or delete it")
+    acc.unwrap_model(model).load_state_dict(tensors["model"])
+    opt.load_state_dict(tensors["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    if acc.scaler is not None and state.get("scaler"): acc.scaler.load_state_dict(state["scaler"])
+    set_rng_state(tensors["rng"], state["rng"])
+    return state["step"], [tuple(h) for h in state["history"]]
 
 def fit(model: torch.nn.Module, loss_fn: Callable, dataset, *, steps: int, batch_size: int, lr: float = 1e-3,
         seed: int = 0, weight_decay: float = 0.0, warmup: int = 0, grad_clip: float | None = None,
         ckpt_dir=None, ckpt_every: int = 50, collate: Callable = default_collate, desc: str = "train",
         mixed_precision: str = "no", progress: bool = True, optimizer: torch.optim.Optimizer | None = None,
-        on_step: Callable | None = None) -> dict:
+        on_step: Callable | None = None, log_every: int | None = None) -> dict:
     """Train `model` for `steps` steps of AdamW (cosine schedule after `warmup` linear steps).
     Returns `{'history': [(step, loss), ...], 'resumed_from': step or None, 'model': model}`."""
     if steps < 1 or batch_size < 1: raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
-    if len(dataset) == 0: raise ValueError("empty dataset")
+    n = len(dataset)
+    if n == 0: raise ValueError("empty dataset")
     seed_everything(seed)
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
     opt = optimizer or torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)) *
                                               0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     model, opt = acc.prepare(model, opt)
-    prog = _Progress()
-    acc.register_for_checkpointing(sched, prog)
-    resumed = None
+    config = dict(steps=steps, batch_size=batch_size, seed=seed, samples=n, lr=lr, weight_decay=weight_decay,
+                  warmup=warmup, grad_clip=grad_clip)
+    step, history, resumed = 0, [], None
     if ckpt_dir is not None:
         ckpt_dir = Path(ckpt_dir); ckpt_dir.mkdir(parents=True, exist_ok=True)
-        if (ckpt_dir / "state").exists():
-            acc.load_state(str(ckpt_dir / "state")); resumed = prog.step
-    bar = tqdm(total=steps, initial=prog.step, desc=desc, disable=not progress, mininterval=1.0, file=sys.stderr)
+        if (last := latest_checkpoint(ckpt_dir)) is not None:
+            step, history = _resume(last, acc, model, opt, sched, config); resumed = step
+        elif (ckpt_dir / "state").exists():
+            print(f"{ckpt_dir / 'state'}: old pickled checkpoint format, not loaded; training starts at step 0", file=sys.stderr)
+    saved = resumed
+    def save():
+        nonlocal saved
+        if ckpt_dir is None or saved == step: return
+        rng_t, rng_js = rng_state()
+        save_checkpoint(ckpt_dir, step, dict(model=acc.unwrap_model(model).state_dict(), optimizer=opt.state_dict(), rng=rng_t),
+                        dict(step=step, history=history, scheduler=sched.state_dict(), rng=rng_js, config=config,
+                             scaler=acc.scaler.state_dict() if acc.scaler is not None else None))
+        saved = step
+    per_epoch = max(1, n // batch_size) if n >= batch_size else 1
+    report = _Reporter(desc, steps, step, per_epoch, progress, log_every)
     model.train()
+    at_boundary = True
     try:
-        while prog.step < steps:
-            idx = batch_indices(len(dataset), batch_size, prog.step, seed)
-            batch = collate([dataset[int(i)] for i in idx])
-            batch = _to(batch, acc.device)
-            with acc.autocast():
-                loss = loss_fn(model, batch)
-            if not torch.isfinite(loss): raise FloatingPointError(f"non-finite loss {loss.item()} at step {prog.step}")
-            opt.zero_grad(set_to_none=True)
-            acc.backward(loss)
-            if grad_clip: acc.clip_grad_norm_(model.parameters(), grad_clip)
-            opt.step(); sched.step()
-            prog.step += 1; prog.history.append((prog.step, float(loss.detach())))
-            bar.update(1); bar.set_postfix(loss=f"{prog.history[-1][1]:.4f}", refresh=False)
-            if on_step: on_step(prog.step, model)
-            if ckpt_dir is not None and (prog.step % ckpt_every == 0 or prog.step == steps): _save(acc, ckpt_dir)
+        with _DeferSIGINT() as sigint:
+            while step < steps:
+                at_boundary = False
+                batch = _to(collate([dataset[int(i)] for i in batch_indices(n, batch_size, step, seed)]), acc.device)
+                with acc.autocast():
+                    loss = loss_fn(model, batch)
+                if not torch.isfinite(loss): raise FloatingPointError(f"non-finite loss {loss.item()} at step {step + 1}")
+                opt.zero_grad(set_to_none=True)
+                acc.backward(loss)
+                if grad_clip: acc.clip_grad_norm_(model.parameters(), grad_clip)
+                opt.step(); sched.step()
+                step += 1; history.append((step, float(loss.detach())))
+                at_boundary = True
+                report.update(step, history[-1][1])
+                if on_step: on_step(step, model)
+                if step % ckpt_every == 0 or step == steps: save()
+                if sigint.pending: raise KeyboardInterrupt
     except KeyboardInterrupt:
-        if ckpt_dir is not None: _save(acc, ckpt_dir); print(f"\ninterrupted at step {prog.step}: checkpoint saved in {ckpt_dir}", file=sys.stderr)
+        if ckpt_dir is not None and at_boundary:
+            save(); report.note(f"interrupted after step {step}: checkpoint saved in {ckpt_dir}")
+        elif ckpt_dir is not None:
+            report.note(f"interrupted inside step {step + 1}: nothing saved mid-step, the checkpoint of step {saved or 0} is kept")
         raise
     finally:
-        bar.close()
+        report.close()
     model.eval()
-    return dict(history=prog.history, resumed_from=resumed, model=acc.unwrap_model(model))
-
-def _to(batch, device):
-    if isinstance(batch, torch.Tensor): return batch.to(device)
-    if isinstance(batch, dict): return {k: _to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)): return type(batch)(_to(v, device) for v in batch)
-    return batch
+    return dict(history=history, resumed_from=resumed, model=acc.unwrap_model(model))
 
 # %% ../nbs/core/03_train.ipynb #44ba5e18
 def checkpoint_dir(chapter: str, **config) -> Path:
