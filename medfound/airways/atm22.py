@@ -14,9 +14,10 @@ from skimage.morphology import skeletonize
 from ..data import DataError, load_nifti
 
 # %% auto #0
-__all__ = ['largest_component', 'parse_tree', 'atm_metrics', 'leaf_branches', 'airway_tree', 'rasterize_tree', 'airway_phantom',
-           'find_atm_cases', 'load_atm_case', 'make_unet', 'tubed_skeleton', 'make_loss', 'normalize_ct', 'CropDataset',
-           'predict_volume']
+__all__ = ['METRIC_KEYS', 'largest_component', 'parse_tree', 'atm_metrics', 'leaf_branches', 'airway_tree', 'rasterize_tree',
+           'airway_phantom', 'find_atm_cases', 'load_atm_case', 'make_unet', 'tubed_skeleton', 'make_loss',
+           'normalize_ct', 'CropDataset', 'predict_volume', 'body_mask', 'threshold_segmentation', 'mean_metrics',
+           'threshold_sweep', 'at_matched']
 
 # %% ../../nbs/airways/atm22.ipynb #8cb3d212
 def largest_component(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:
@@ -199,11 +200,18 @@ def load_atm_case(img_path, lab_path) -> dict:
     return dict(ct=ct, label=lab.astype(np.uint8), spacing=sp, name=Path(img_path).name)
 
 # %% ../../nbs/airways/atm22.ipynb #46a6337d
-def make_unet(channels=(8, 16, 32, 64)) -> torch.nn.Module:
-    "MONAI residual 3D U-Net, 1 input channel (normalised CT), 1 output logit."
+def make_unet(channels=(8, 16, 32, 64), prior: float | None = None) -> torch.nn.Module:
+    """MONAI residual 3D U-Net, 1 input channel (normalised CT), 1 output logit. With `prior` (the share of
+    airway voxels expected), the last convolution's bias starts at logit(prior), so training starts near
+    the background rate instead of at p = 0.5 everywhere."""
     from monai.networks.nets import UNet
-    return UNet(spatial_dims=3, in_channels=1, out_channels=1, channels=tuple(channels),
-                strides=(2,) * (len(channels) - 1), num_res_units=1)
+    net = UNet(spatial_dims=3, in_channels=1, out_channels=1, channels=tuple(channels),
+               strides=(2,) * (len(channels) - 1), num_res_units=1)
+    if prior is not None:
+        if not 0 < prior < 1: raise ValueError(f"prior must be in (0, 1), got {prior}")
+        last = [m for m in net.modules() if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d))][-1]
+        with torch.no_grad(): last.bias.fill_(float(np.log(prior / (1 - prior))))
+    return net
 
 def tubed_skeleton(label: np.ndarray) -> np.ndarray:
     "Skeleton of a binary label dilated by one voxel (6-neighbourhood) and kept inside the label."
@@ -211,11 +219,12 @@ def tubed_skeleton(label: np.ndarray) -> np.ndarray:
     sk = skeletonize(lab).astype(bool)
     return ndimage.binary_dilation(sk, ndimage.generate_binary_structure(3, 1)) & lab
 
-def make_loss(kind: str, cl_iter: int = 3, alpha: float = 0.5, w_skel: float = 1.0):
+def make_loss(kind: str, cl_iter: int = 3, alpha: float = 0.5, w_skel: float = 1.0, batch_dice: bool = False):
     """Loss on logits (B, 1, ...) and targets (B, 2, ...) = (airway label, tubed skeleton):
-    `'dice'`, `'dicece'` (Dice + BCE), `'skelrecall'` (Dice + BCE + skeleton recall) or `'cldice'` (Dice/soft-clDice mix)."""
+    `'dice'`, `'dicece'` (Dice + BCE), `'skelrecall'` (Dice + BCE + skeleton recall) or `'cldice'` (Dice/soft-clDice mix).
+    `batch_dice`: one Dice over the whole batch (nnU-Net's 3D default) instead of a mean of per-crop Dice."""
     from monai.losses import DiceLoss, DiceCELoss, SoftclDiceLoss
-    dice, dice_ce = DiceLoss(sigmoid=True), DiceCELoss(sigmoid=True)
+    dice, dice_ce = DiceLoss(sigmoid=True, batch=batch_dice), DiceCELoss(sigmoid=True, batch=batch_dice)
     if kind == "dice": return lambda logits, y: dice(logits, y[:, :1])
     if kind == "dicece": return lambda logits, y: dice_ce(logits, y[:, :1])
     if kind == "skelrecall":
@@ -265,3 +274,33 @@ def predict_volume(model: torch.nn.Module, ct_hu: np.ndarray, roi: int, device="
     with torch.no_grad():
         logits = sliding_window_inference(x, (roi,) * 3, sw_batch, model, overlap=0.25, mode="gaussian")
     return torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+
+# %% ../../nbs/airways/atm22.ipynb #b1e0a002
+def body_mask(ct_hu: np.ndarray, hu: float = -500.0) -> np.ndarray:
+    "The body: voxels denser than `hu`, holes filled in each axial slice (so lungs and airways are inside)."
+    b = np.asarray(ct_hu) > hu
+    return np.stack([ndimage.binary_fill_holes(s) for s in b])
+
+def threshold_segmentation(ct_hu: np.ndarray, hu: float = -900.0) -> np.ndarray:
+    "No-learning airway segmentation: voxels darker than `hu` inside the body (the metrics keep its largest component)."
+    ct = np.asarray(ct_hu)
+    return (ct < hu) & body_mask(ct)
+
+METRIC_KEYS = ("TD", "BD", "DSC", "precision", "score")
+
+def mean_metrics(preds: list, parsed: list) -> dict:
+    "ATM'22 metrics averaged over volumes."
+    ms = [atm_metrics(p, parsed=q) for p, q in zip(preds, parsed)]
+    return {k: float(np.mean([m[k] for m in ms])) for k in METRIC_KEYS}
+
+def threshold_sweep(probs: list, parsed: list, thresholds) -> dict:
+    "Mean metrics over volumes of `prob > t` for each t in `thresholds`: metric -> array over thresholds."
+    rows = [mean_metrics([p > t for p in probs], parsed) for t in thresholds]
+    return {k: np.array([r[k] for r in rows]) for k in METRIC_KEYS}
+
+def at_matched(x_curve, y_curve, x0: float) -> float:
+    "y of the curve (x_curve, y_curve), sorted by x, at x = x0 (linear interpolation); NaN when x0 is outside its range."
+    x, y = np.asarray(x_curve, float), np.asarray(y_curve, float)
+    o = np.argsort(x, kind="stable"); x, y = x[o], y[o]
+    if not np.isfinite(x0) or not (x[0] <= x0 <= x[-1]): return float("nan")
+    return float(np.interp(x0, x, y))
