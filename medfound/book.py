@@ -138,8 +138,9 @@ def claim_rows(rec: dict, part: str, in_book=None, root=None) -> list[str]:
 
 def verdict_counts(recs: dict, cat: dict, root=None) -> list[str]:
     "Table: per part, claims by verdict (cpu/gpu records), failed runs, old records, and checks apart."
-    head = ["| part | reproduced | not reproduced | inconclusive | failed runs | old format | smoke only | checks passed | checks failed |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    head = ["| part | reproduced | not reproduced | inconclusive | chapters failed / old / smoke only | checks passed / failed |",
+            "|---|---|---|---|---|---|"]
+    fmt = lambda n, b="": " | ".join([f"{b}{x}{b}" for x in n[:3]] + [f"{b}{n[3]} / {n[4]} / {n[5]}{b}", f"{b}{n[6]} / {n[7]}{b}"])
     total = [0] * 8; rows = []
     for part, title in cat["parts"].items():
         n = [0] * 8
@@ -154,8 +155,8 @@ def verdict_counts(recs: dict, cat: dict, root=None) -> list[str]:
                 if c.get("verdict") in VERDICTS_ORDER: n[VERDICTS_ORDER.index(c["verdict"])] += 1
             for k in r["checks"]: n[6 if k.get("passed") else 7] += 1
         total = [a + b for a, b in zip(total, n)]
-        rows.append(f"| {cell(title)} | " + " | ".join(map(str, n)) + " |")
-    rows.append("| **all** | " + " | ".join(f"**{x}**" for x in total) + " |")
+        rows.append(f"| {cell(title)} | {fmt(n)} |")
+    rows.append(f"| **all** | {fmt(total, '**')} |")
     return head + rows
 
 VERDICTS_ORDER = ("reproduced", "not reproduced", "inconclusive")
@@ -334,7 +335,7 @@ def record_box_md(rec: dict | None, profile: str, root: Path | None = None) -> s
         peak = f"{_num(mem.get('peak_rss_mib'), 5)} MiB RSS" + (
             f", {_num(mem.get('peak_gpu_mib'), 5)} MiB GPU" if mem.get("peak_gpu_mib") else "")
         seeds = rec.get("seeds") or []
-        body += ["| | |", "|---|---|", f"| profile | {cell(rec.get('profile', profile))} |",
+        body += [f"| profile | {cell(rec.get('profile', profile))} |", "|---|---|",
                  f"| hardware | {_hw_text(rec.get('hardware'))} |",
                  f"| seeds | {cell(', '.join(map(str, seeds))) or '–'} ({len(seeds)}) |",
                  f"| commit | {commit} |", f"| wall time | {wall} s |", f"| peak memory | {peak} |",
