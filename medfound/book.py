@@ -118,7 +118,8 @@ def _error_line(rec: dict) -> str:
 def claim_rows(rec: dict, part: str, in_book=None, root=None) -> list[str]:
     "Scorecard table rows for the claims of one record (one row saying 'failed' for a failed run)."
     slug = rec["chapter"]; st = record_state(rec, root); prof = rec.get("profile", "")
-    flags = state_labels(st); tag = f" ({', '.join(flags)})" if flags else ""
+    flags = [f for f in state_labels(st) if f != OLD_FORMAT]   # old format shows in the verdict column
+    tag = f" ({', '.join(flags)})" if flags else ""
     where = lambda c=None: _link(part, slug, (c or {}).get("section"), in_book) + f"<br>{cell(prof)}{tag}"
     if st["failed"]:
         return [f"| {where()} | run failed: {cell(_error_line(rec))} | – | – | failed | | |"]
