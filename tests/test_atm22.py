@@ -35,3 +35,32 @@ def test_prior_bias_and_batch_dice():
     assert torch.isclose(make_loss("dice", batch_dice=True)(logits, y), make_loss("dice")(side(logits), side(y)), atol=1e-5)
     try: make_unet((4, 8), prior=1.5); raise AssertionError
     except ValueError: pass
+
+
+def test_official_refinement_on_hand_made_trees():
+    from medfound.airways.atm22 import refine_parsing, branch_tree
+    chain = np.zeros((1, 1, 12), np.int32); chain[0, 0, :6] = 1; chain[0, 0, 6:9] = 2; chain[0, 0, 9:] = 3
+    assert refine_parsing(chain, 3)[1] == 1                              # only children merge into their parent
+    fork = np.zeros((3, 9, 1), np.int32); fork[:, :4] = 1; fork[0, 4:] = 2; fork[2, 4:] = 3
+    r, n = refine_parsing(fork, 3); assert n == 3 and np.array_equal(r, fork)   # a true bifurcation is left alone
+    shared = np.zeros((3, 12, 1), np.int32); shared[:, :4] = 1; shared[0, 4:8] = 2; shared[2, 4:8] = 3; shared[:, 8:10] = 4
+    assert branch_tree(shared, 4)["parents"][4] == {2, 3}
+    assert refine_parsing(shared, 4)[1] == 1
+    # a trachea with two real children, one of which has a spurious only-child piece: 4 -> 3, leaving 3 branches
+    t = np.zeros((3, 14, 1), np.int32); t[:, :4] = 1; t[0, 4:9] = 2; t[2, 4:9] = 3; t[2, 9:14] = 4
+    r, n = refine_parsing(t, 4); assert n == 3 and (r[t == 4] == r[t == 3][0]).all()
+
+
+def test_resampling_keeps_physical_size():
+    import tempfile
+    from pathlib import Path
+    from medfound.data import save_nifti
+    from medfound.airways.atm22 import load_atm_case, resample_case, to_cube
+    ph = airway_phantom(24, 5, seed=1)
+    with tempfile.TemporaryDirectory() as d:
+        save_nifti(ph["ct"], f"{d}/a.nii.gz", spacing=(0.5, 1.0, 2.0)); save_nifti(ph["label"], f"{d}/b.nii.gz", spacing=(0.5, 1.0, 2.0))
+        case = load_atm_case(f"{d}/a.nii.gz", f"{d}/b.nii.gz")
+    ct, lab = resample_case(case["ct"], case["label"], case["affine"], spacing=(1.0, 1.0, 1.0))
+    assert abs(ct.shape[0] - 48) <= 1 and ct.shape[1] == 24 and abs(ct.shape[2] - 12) <= 1   # I, P, L axes
+    assert abs(int(lab.sum()) - int(ph["label"].sum())) < 0.25 * ph["label"].sum()
+    c, l = to_cube(ct, lab, 32); assert c.shape == (32, 32, 32) and c[-1, -1, -1] == -1000.0

@@ -14,10 +14,11 @@ from skimage.morphology import skeletonize
 from ..data import DataError, load_nifti
 
 # %% auto #0
-__all__ = ['METRIC_KEYS', 'largest_component', 'parse_tree', 'atm_metrics', 'leaf_branches', 'airway_tree', 'rasterize_tree',
-           'airway_phantom', 'find_atm_cases', 'load_atm_case', 'make_unet', 'tubed_skeleton', 'make_loss',
-           'normalize_ct', 'CropDataset', 'predict_volume', 'body_mask', 'threshold_segmentation', 'mean_metrics',
-           'threshold_sweep', 'at_matched']
+__all__ = ['METRIC_KEYS', 'largest_component', 'branch_adjacency', 'branch_tree', 'refine_parsing', 'parse_tree', 'atm_metrics',
+           'leaf_branches', 'airway_tree', 'rasterize_tree', 'airway_phantom', 'find_atm_cases', 'load_atm_case',
+           'resample_case', 'to_cube', 'make_unet', 'tubed_skeleton', 'make_loss', 'normalize_ct', 'CropDataset',
+           'predict_volume', 'body_mask', 'threshold_segmentation', 'mean_metrics', 'threshold_sweep', 'at_matched',
+           'by_generation']
 
 # %% ../../nbs/airways/atm22.ipynb #8cb3d212
 def largest_component(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:
@@ -29,14 +30,70 @@ def largest_component(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:
     return lab == sizes.argmax()
 
 # %% ../../nbs/airways/atm22.ipynb #ce5d5050
-def parse_tree(gt: np.ndarray, min_branch: int = 5) -> dict:
+def branch_adjacency(parsing: np.ndarray, n: int) -> np.ndarray:
+    "Symmetric (n+1, n+1) bool matrix: branch regions that touch across a voxel face (6-neighbourhood)."
+    adj = np.zeros((n + 1, n + 1), bool)
+    for ax in range(parsing.ndim):
+        a = np.moveaxis(parsing, ax, 0)
+        u, v = a[:-1].ravel(), a[1:].ravel()
+        k = (u != v) & (u > 0) & (v > 0)
+        adj[u[k], v[k]] = adj[v[k], u[k]] = True
+    return adj
+
+def branch_tree(parsing: np.ndarray, n: int) -> dict:
+    """Walk the branch graph from the trachea (the largest region), generation by generation: an unreached
+    neighbour becomes a child (generation + 1); a neighbour already one generation below takes the current
+    branch as an extra parent. Returns trachea, parents and children (lists of sets, index = branch id) and
+    generation (array, -1 for unreached ids and for 0)."""
+    vol = np.bincount(parsing.ravel(), minlength=n + 1)[: n + 1]; vol[0] = 0
+    gen = np.full(n + 1, -1)
+    parents = [set() for _ in range(n + 1)]; children = [set() for _ in range(n + 1)]
+    if n == 0: return dict(trachea=0, parents=parents, children=children, generation=gen)
+    trachea = int(vol.argmax()); adj = branch_adjacency(parsing, n)
+    gen[trachea] = 0; level = [trachea]
+    while level:
+        nxt = []
+        for cur in level:
+            for j in map(int, np.flatnonzero(adj[cur])):
+                if gen[j] < 0:
+                    gen[j] = gen[cur] + 1; parents[j].add(cur); children[cur].add(j); nxt.append(j)
+                elif gen[j] == gen[cur] + 1:
+                    parents[j].add(cur); children[cur].add(j)
+        level = nxt
+    return dict(trachea=trachea, parents=parents, children=children, generation=gen)
+
+def refine_parsing(parsing: np.ndarray, n: int, max_pass: int = 1000) -> tuple[np.ndarray, int]:
+    """The official refinement: fuse the parents that share a child into the first (lowest id) of them, merge the
+    only child of a branch into it (unless either was already merged in this pass), renumber 1..n' in order;
+    repeat until a pass changes nothing. Returns (parsing, n')."""
+    parsing = np.asarray(parsing).astype(np.int32)
+    for _ in range(max_pass):
+        t = branch_tree(parsing, n)
+        into = np.arange(n + 1); gone = set()
+        for b in range(1, n + 1):
+            ps = sorted(t["parents"][b])
+            for p in ps[1:]: into[p] = ps[0]; gone.add(p)
+        for b in range(1, n + 1):
+            if len(t["children"][b]) == 1 and b not in gone:
+                c = next(iter(t["children"][b]))
+                if c not in gone: into[c] = b; gone.add(c)
+        if not gone: return parsing, n
+        while not np.array_equal(into[into], into): into = into[into]      # follow merges into merged branches
+        keep = np.array([b for b in range(1, n + 1) if b not in gone], int)
+        renum = np.zeros(n + 1, np.int32); renum[keep] = np.arange(1, len(keep) + 1)
+        parsing, n = renum[into][parsing], len(keep)
+    raise RuntimeError("branch refinement did not settle")
+
+def parse_tree(gt: np.ndarray, min_branch: int = 5, refine: bool = False) -> dict:
     """ATM'22 branch parsing. Returns dict(label: cleaned GT (bool), skeleton: bool,
-    parsing: int32 branch id per GT voxel (0 outside), n_branches)."""
+    parsing: int32 branch id per GT voxel (0 outside), n_branches, generation: per branch id (index 0 unused)).
+    `refine=True` adds the official tool's parent/only-child refinement."""
     gt = np.asarray(gt)
     if gt.ndim != 3: raise ValueError(f"parse_tree needs a 3D volume, got shape {gt.shape}")
     label = ndimage.binary_fill_holes(largest_component(gt, 1))
     skel = skeletonize(label).astype(bool)
-    if not skel.any(): return dict(label=label, skeleton=skel, parsing=np.zeros(gt.shape, np.int32), n_branches=0)
+    empty = lambda: dict(label=label, skeleton=skel, parsing=np.zeros(gt.shape, np.int32), n_branches=0, generation=np.full(1, -1))
+    if not skel.any(): return empty()
     neighbours = ndimage.convolve(skel.astype(np.uint8), np.ones((3, 3, 3), np.uint8), mode="constant") * skel
     pieces = skel & (neighbours <= 3)
     lab, n = ndimage.label(pieces, np.ones((3, 3, 3)))
@@ -45,10 +102,12 @@ def parse_tree(gt: np.ndarray, min_branch: int = 5) -> dict:
     remap = np.zeros(n + 1, np.int32); remap[keep] = np.arange(1, keep.sum() + 1)
     lab = remap[lab]
     n_branches = int(keep.sum())
-    if n_branches == 0: return dict(label=label, skeleton=skel, parsing=np.zeros(gt.shape, np.int32), n_branches=0)
+    if n_branches == 0: return empty()
     _, idx = ndimage.distance_transform_edt(lab == 0, return_indices=True)
-    parsing = lab[tuple(idx)] * label
-    return dict(label=label, skeleton=skel, parsing=parsing.astype(np.int32), n_branches=n_branches)
+    parsing = (lab[tuple(idx)] * label).astype(np.int32)
+    if refine: parsing, n_branches = refine_parsing(parsing, n_branches)
+    return dict(label=label, skeleton=skel, parsing=parsing, n_branches=n_branches,
+                generation=branch_tree(parsing, n_branches)["generation"])
 
 # %% ../../nbs/airways/atm22.ipynb #b8f391af
 def atm_metrics(pred: np.ndarray, gt: np.ndarray | None = None, parsed: dict | None = None, thresh: float = 0.8) -> dict:
@@ -197,7 +256,29 @@ def load_atm_case(img_path, lab_path) -> dict:
     vals = np.unique(lab)
     if not set(vals.tolist()) <= {0.0, 1.0}:
         raise DataError(f"{lab_path}: airway label should be binary, found values {vals[:10].tolist()}")
-    return dict(ct=ct, label=lab.astype(np.uint8), spacing=sp, name=Path(img_path).name)
+    import nibabel as nib
+    affine = np.asarray(nib.load(str(img_path)).affine, float)          # header only: orientation for resampling
+    return dict(ct=ct, label=lab.astype(np.uint8), spacing=sp, affine=affine, name=Path(img_path).name)
+
+def resample_case(ct: np.ndarray, label: np.ndarray, affine, spacing=(1.0, 1.0, 1.0), axcodes: str = "IPL") -> tuple:
+    """Reorient (MONAI `Orientationd`, default axis 0 running head to feet like the phantom's z) and resample to
+    `spacing` mm (`Spacingd`: linear for the CT, nearest for the label), using the image's own affine."""
+    from monai.data import MetaTensor
+    from monai.transforms import Orientationd, Spacingd
+    aff = torch.as_tensor(np.asarray(affine, float))
+    d = {"ct": MetaTensor(torch.as_tensor(np.asarray(ct, np.float32))[None], affine=aff),
+         "label": MetaTensor(torch.as_tensor(np.asarray(label, np.float32))[None], affine=aff)}
+    d = Orientationd(keys=["ct", "label"], axcodes=axcodes, labels=(("L", "R"), ("P", "A"), ("I", "S")))(d)
+    d = Spacingd(keys=["ct", "label"], pixdim=tuple(spacing), mode=("bilinear", "nearest"))(d)
+    return d["ct"][0].numpy().astype(np.float32), (d["label"][0].numpy() > 0.5).astype(np.uint8)
+
+def to_cube(ct: np.ndarray, label: np.ndarray, size: int, air: float = -1000.0) -> tuple:
+    "Scale by one factor (aspect kept) so the longest side is `size`, then pad to a `size`^3 cube (CT with air, label with 0)."
+    f = size / max(ct.shape)
+    c = ndimage.zoom(ct, f, order=1); l = ndimage.zoom(label.astype(np.float32), f, order=1) > 0.5
+    c, l = c[:size, :size, :size], l[:size, :size, :size]
+    pad = [(0, size - s) for s in c.shape]
+    return np.pad(c, pad, constant_values=air).astype(np.float32), np.pad(l, pad).astype(np.uint8)
 
 # %% ../../nbs/airways/atm22.ipynb #46a6337d
 def make_unet(channels=(8, 16, 32, 64), prior: float | None = None) -> torch.nn.Module:
@@ -304,3 +385,14 @@ def at_matched(x_curve, y_curve, x0: float) -> float:
     o = np.argsort(x, kind="stable"); x, y = x[o], y[o]
     if not np.isfinite(x0) or not (x[0] <= x0 <= x[-1]): return float("nan")
     return float(np.interp(x0, x, y))
+
+def by_generation(pred: np.ndarray, parsed: dict, thresh: float = 0.8) -> dict:
+    "TD and BD over the branches of each generation of `parsed` (walk from the trachea): generation -> dict(TD, BD, n)."
+    P = largest_component(pred, 1); n = parsed["n_branches"]; gen = np.asarray(parsed["generation"])
+    bs = np.where(parsed["skeleton"], parsed["parsing"], 0)
+    total = np.bincount(bs.ravel(), minlength=n + 1)[: n + 1]; hit = np.bincount(np.where(P, bs, 0).ravel(), minlength=n + 1)[: n + 1]
+    out = {}
+    for g in sorted({int(x) for x in gen[1:] if x >= 0}):
+        ids = np.flatnonzero((gen == g) & (total > 0)); ids = ids[ids > 0]
+        if len(ids): out[g] = dict(TD=float(hit[ids].sum() / total[ids].sum()), BD=float(np.mean(hit[ids] / total[ids] >= thresh)), n=len(ids))
+    return out
