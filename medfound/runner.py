@@ -101,7 +101,9 @@ def run_chapters(profile: str, names: list[str] | None = None, out: Path | None 
         if c not in todo: log(f"[{profile}] {c['slug']}: up to date (sources unchanged since its last run), skipped")
     # the kernels inherit: static figures instead of live viewers, training from scratch (whole-run times);
     # restored afterwards so that nothing leaks into the caller (tests run many things in one process)
-    with _profile_lock(profile, log), _environ(MEDFOUND_STATIC="1", MEDFOUND_FRESH="1"):
+    # figures in the book's style (150 dpi, legible legends) through book/matplotlibrc, where present
+    rc = {"MATPLOTLIBRC": str(root / "book" / "matplotlibrc")} if (root / "book" / "matplotlibrc").exists() else {}
+    with _profile_lock(profile, log), _environ(MEDFOUND_STATIC="1", MEDFOUND_FRESH="1", **rc):
         for i, ch in enumerate(todo, 1):
             slug, t0, started = ch["slug"], time.perf_counter(), time.time()
             left = sum((prev.get(c["slug"]) or {}).get("runner_wall_s") or 0 for c in todo[i - 1:])
