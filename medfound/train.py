@@ -131,6 +131,7 @@ def _interactive(stream) -> bool:
     try:
         if stream.isatty(): return True
     except (AttributeError, ValueError): pass
+    if stream not in (sys.stdout, sys.stderr): return False   # a file or buffer the caller passed: nobody watches it
     ip = sys.modules.get("IPython")
     return type(ip.get_ipython()).__name__ == "ZMQInteractiveShell" if ip else False
 
