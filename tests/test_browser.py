@@ -109,7 +109,9 @@ def test_chapters_box_and_tables(browser):
             if "smoke" not in text.lower() or "not results" not in text:
                 problems.append(f"{rel}: the record box does not say that smoke numbers are not results: {text[:200]!r}")
         main = page.query_selector("article") or page.query_selector("main")
+        # rendered text only: source code that builds a Markdown table (inside .cell_input) is code, not a table
         raw = main.evaluate("""el => Array.from(el.querySelectorAll('p, pre, div.output'))
+                               .filter(e => !e.closest('.cell_input'))
                                .map(e => e.innerText).filter(t => /\\|\\s*:?-{3,}:?\\s*\\|/.test(t)).length""")
         if raw: problems.append(f"{rel}: {raw} Markdown table(s) rendered as text")
         failed = box is not None and "This run failed" in box.inner_text()
