@@ -479,7 +479,7 @@ def write_book_sources(profile: str, runs: Path | None = None, root: Path | None
         dst = book / "chapters" / ch["part"] / f"{ch['slug']}.ipynb"
         dst.parent.mkdir(parents=True, exist_ok=True)
         nb = prepare_notebook(json.loads(src.read_text()), profile, recs.get((ch["slug"], profile)),
-                              paper=ch["part"] != "core", root=root, chapter=ch["slug"])
+                              paper=not ch.get("shared"), root=root, chapter=ch["slug"])
         dst.write_text(json.dumps(nb, ensure_ascii=False))
         have.append((ch["part"], ch["slug"]))
     parts = [dict(caption="Core", chapters=[dict(file=f"chapters/core/{s}") for p, s in have if p == "core"])]

@@ -15,9 +15,9 @@ from .core import check_profile, hardware_info, git_state, records_dir, repo_roo
 
 # %% auto #0
 __all__ = ['VERDICTS', 'MIN_SEEDS', 'SLUG', 'RECORD_SCHEMA', 'floor', 'judge', 'rule_outcomes', 'rule_is_reachable',
-           'compare_seeds', 'check_threshold', 'peak_memory', 'known_chapters', 'check_chapter', 'notebook_path',
-           'module_closure', 'source_hashes', 'validate_record', 'write_json_atomic', 'RunRecord', 'load_records',
-           'effect_text', 'verdict_sentence', 'claims_table', 'MarkdownTable', 'results_table']
+           'compare_seeds', 'check_threshold', 'peak_memory', 'shared_slug', 'known_chapters', 'check_chapter',
+           'notebook_path', 'module_closure', 'source_hashes', 'validate_record', 'write_json_atomic', 'RunRecord',
+           'load_records', 'effect_text', 'verdict_sentence', 'claims_table', 'MarkdownTable', 'results_table']
 
 # %% ../nbs/core/01_records.ipynb #f0a1dfc3
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
@@ -170,13 +170,24 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 def _sha(b: bytes) -> str: return hashlib.sha256(b).hexdigest()
 
-def known_chapters(root: Path | None = None) -> set | None:
-    "Slugs of the papers and core notebooks in `book/papers.yaml` (None outside a checkout)."
+def shared_slug(notebook: str) -> str:
+    """Slug of a shared notebook listed under `core:` in `book/papers.yaml`: a core one keeps its name
+    (`core/03_train.ipynb` -> `03_train`), a part's shared one is named by its part (`vision/common.ipynb`
+    -> `vision_common`)."""
+    p = Path(notebook)
+    return p.stem if p.parent.name == "core" else f"{p.parent.name}_{p.stem}"
+
+def _catalogue(root: Path) -> dict | None:
     import yaml
+    f = root / "book/papers.yaml"
+    return yaml.safe_load(f.read_text()) if f.exists() else None
+
+def known_chapters(root: Path | None = None) -> set | None:
+    "Slugs of the papers and shared notebooks in `book/papers.yaml` (None outside a checkout)."
     root = root or repo_root()
-    if root is None or not (root / "book/papers.yaml").exists(): return None
-    cat = yaml.safe_load((root / "book/papers.yaml").read_text())
-    return {p["slug"] for p in cat["papers"]} | {Path(c["notebook"]).stem for c in cat["core"]}
+    cat = _catalogue(root) if root is not None else None
+    if cat is None: return None
+    return {p["slug"] for p in cat["papers"]} | {shared_slug(c["notebook"]) for c in cat["core"]}
 
 def check_chapter(chapter: str, root: Path | None = None) -> str:
     "`chapter` if it is a safe slug and (in a checkout) a chapter of the book; else a ValueError."
@@ -190,6 +201,8 @@ def check_chapter(chapter: str, root: Path | None = None) -> str:
 def notebook_path(chapter: str, root: Path | None = None) -> Path | None:
     root = root or repo_root()
     if root is None: return None
+    for c in (_catalogue(root) or {}).get("core", []):
+        if shared_slug(c["notebook"]) == chapter: return root / "nbs" / c["notebook"]
     hits = sorted((root / "nbs").glob(f"*/{chapter}.ipynb"))
     return hits[0] if hits else None
 

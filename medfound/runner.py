@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 from .core import check_profile, repo_root, records_dir
-from .records import load_records, source_hashes, write_json_atomic, validate_record, RunRecord
+from .records import load_records, source_hashes, shared_slug, write_json_atomic, validate_record, RunRecord
 
 # %% auto #0
 __all__ = ['load_papers', 'select_chapters', 'is_up_to_date', 'run_chapters', 'report_failures', 'run_clean']
@@ -28,7 +28,8 @@ def load_papers(root: Path | None = None) -> dict:
         nb = root / "nbs" / p["part"] / f"{p['slug']}.ipynb"
         p["notebook"] = nb if nb.exists() else None
     for c in cat["core"]:
-        c["slug"] = Path(c["notebook"]).stem; c["part"] = "core"; c["notebook"] = root / "nbs" / c["notebook"]
+        part = Path(c["notebook"]).parent.name      # "core", or the part whose shared notebook it is
+        c.update(slug=shared_slug(c["notebook"]), part=part, shared=True, notebook=root / "nbs" / c["notebook"])
     return cat
 
 def select_chapters(names: list[str] | None = None, include_core: bool = True, root: Path | None = None) -> list[dict]:
@@ -55,7 +56,7 @@ def is_up_to_date(ch: dict, profile: str, out: Path, prev: dict, root: Path) -> 
     st = prev.get(ch["slug"])
     if not st or not st.get("ok") or st.get("profile") != profile or not (out / f"{ch['slug']}.ipynb").exists(): return False
     if st.get("sources") != source_hashes(ch["slug"], root): return False
-    if ch["part"] == "core": return True
+    if ch.get("shared"): return True
     rec = _record_path(root, profile, ch["slug"])
     if rec is None: return False
     r = json.loads(rec.read_text())
@@ -123,11 +124,11 @@ def run_chapters(profile: str, names: list[str] | None = None, out: Path | None 
             wall = round(time.perf_counter() - t0, 2)
             rec_path = _record_path(root, profile, slug)
             fresh = rec_path is not None and rec_path.stat().st_mtime >= started
-            if ch["part"] != "core" and err is None and not fresh:
+            if not ch.get("shared") and err is None and not fresh:
                 err = "the chapter finished without writing its run record (RunRecord.finish was not reached)"
             st = dict(chapter=slug, part=ch["part"], profile=profile, ok=err is None, runner_wall_s=wall,
                       error=err, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), sources=sources)
-            if ch["part"] != "core":
+            if not ch.get("shared"):
                 if err is None: rec = json.loads(rec_path.read_text())
                 else: rec = _failed_record(slug, profile, err, wall)
                 rec["runner"] = {k: st[k] for k in ("ok", "runner_wall_s", "finished")}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from medfound.data import DataError
-from medfound.systems.antlm import (BOS, MASK, BabyLlama, Grammar, LTGBert, additive_mask, causal_logprob, dependence,
+from medfound.language.antlm import (BOS, MASK, BabyLlama, Grammar, LTGBert, additive_mask, causal_logprob, dependence,
                                     mask_tokens, phase_schedule, pseudo_loglik, r_unserialize, read_sword_ztext,
                                     relative_buckets)
 
@@ -99,7 +99,7 @@ def test_grammar_pairs_are_minimal():
 
 def test_grammar_corpus_keeps_held_out_nouns_out_of_tested_slots():
     import re
-    from medfound.systems.antlm import HELD_OUT_NOUNS, NOUNS
+    from medfound.language.antlm import HELD_OUT_NOUNS, NOUNS
     train = [n[0] for n in NOUNS if n[0] not in HELD_OUT_NOUNS]
     suite = Grammar(seed=1, heads=HELD_OUT_NOUNS).suite(10)
     banned = {s for items in suite.values() for p in items for s in p}
@@ -115,7 +115,7 @@ def test_grammar_corpus_keeps_held_out_nouns_out_of_tested_slots():
 
 
 def test_word_level_tokenizer_keeps_words_whole():
-    from medfound.systems.antlm import SPECIALS, train_tokenizer
+    from medfound.language.antlm import SPECIALS, train_tokenizer
     tok = train_tokenizer(["the kings lost their horse .", "the queen has seen the book ."], 100, word_level=True)
     assert [tok.token_to_id(s) for s in SPECIALS] == list(range(5))
     assert tok.encode("the kings has seen their book .").tokens == ["the", "kings", "has", "seen", "their", "book", "."]

@@ -116,7 +116,7 @@ def test_arm_does_not_peek():
 
 def test_finetune_early_stop_stops_and_restores_best():
     from medfound.vision.arm import finetune_early_stop
-    from medfound.vision_common import accuracy
+    from medfound.vision.common import accuracy
     g = torch.Generator().manual_seed(0)
     X, y = torch.randn(48, 1, 16, 16, generator=g), torch.randint(0, 10, (48,), generator=g)
     Xv, yv = torch.randn(24, 1, 16, 16, generator=g), torch.randint(0, 10, (24,), generator=g)

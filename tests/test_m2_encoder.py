@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from medfound.vl import m2_encoder as M
-from medfound.vl_common import clip_loss
+from medfound.vl.common import clip_loss
 
 
 def test_distributed_matches_single_process():

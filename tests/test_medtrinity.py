@@ -66,7 +66,7 @@ def test_zero_shot_vqa_scores_against_truth():
 
 def test_multi_positive_loss_reduces_to_clip_and_splits_duplicates():
     from medfound.vl.medtrinity import multi_positive_clip_loss
-    from medfound.vl_common import clip_loss
+    from medfound.vl.common import clip_loss
     g = torch.Generator().manual_seed(1)
     u, v = F.normalize(torch.randn(5, 4, generator=g), dim=-1), F.normalize(torch.randn(5, 4, generator=g), dim=-1)
     ids = torch.arange(1, 6)[:, None].repeat(1, 3)

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..vision_common import ViTEncoder, FMNIST_MEAN, FMNIST_STD
+from .common import ViTEncoder, FMNIST_MEAN, FMNIST_STD
 from ..train import fit
 
 # %% auto #0

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..vision_common import PatchEmbed, ViTBlock, patchify
+from .common import PatchEmbed, ViTBlock, patchify
 try:  # importing triton is harmless on a CPU: the interpreter is chosen when a kernel is decorated
     import triton
     import triton.language as tl
@@ -401,7 +401,7 @@ class ARMPretrainer(nn.Module):
 # %% ../../nbs/vision/arm.ipynb #b8f2d1e3
 from ..core import seed_everything
 from ..train import batch_indices
-from ..vision_common import Classifier, accuracy
+from .common import Classifier, accuracy
 
 def finetune_early_stop(encoder: nn.Module, dim: int, X, y, Xval, yval, *, lr: float = 1e-3, batch_size: int = 32,
                         eval_every: int = 20, patience: int = 3, max_steps: int = 500, warmup: int = 10,

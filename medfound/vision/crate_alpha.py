@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..vision_common import PatchEmbed
+from .common import PatchEmbed
 
 # %% auto #0
 __all__ = ['LADDER', 'CrateConfig', 'MSSA', 'SparseCoding', 'CrateLayer', 'CrateClassifier', 'n_params', 'evaluate',

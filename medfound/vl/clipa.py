@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..vl_common import TextEncoder, BilingualTokenizer, images_to_tensor, clip_loss
+from .common import TextEncoder, BilingualTokenizer, images_to_tensor, clip_loss
 
 # %% auto #0
 __all__ = ['IMAGE_STRATEGIES', 'NOUN', 'ADJ', 'VERB', 'OTHER', 'PAD_PRIO', 'TAG_PRIO', 'TEXT_STRATEGIES', 'SIZES', 'patchify',

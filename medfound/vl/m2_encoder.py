@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from ..vl_common import clip_loss
+from .common import clip_loss
 
 # %% auto #0
 __all__ = ['ring_all_gather', 'ring_reduce_scatter', 'GroupGather', 'group_of', 'grouped_clip_loss', 'simulated_grouped_loss',
@@ -209,7 +209,7 @@ def _shard_batches(rank: int, world: int, local_b: int, seed: int, data: str, vo
         X, I = torch.randn(8 * local_b, 3, 32, 32, generator=g), torch.randint(1, vocab, (8 * local_b, L), generator=g)
         vocab_size = vocab
     else:
-        from medfound.vl_common import load_pairs, split_pairs, BilingualTokenizer, images_to_tensor
+        from medfound.vl.common import load_pairs, split_pairs, BilingualTokenizer, images_to_tensor
         pairs = load_pairs(("tuxpaint", "emoji")); tr, _ = split_pairs(pairs)
         tok = BilingualTokenizer().fit([pairs.en[i] for i in tr], [pairs.zh[i] for i in tr])
         shard = tr[rank::world]                                              # rows of this rank only
@@ -247,7 +247,7 @@ def main(argv=None) -> dict | None:
             if cuda: raise SystemExit("--check runs on CPU processes (gloo)")
             summary = dict(world=world, backend=dist.get_backend(), check=_collective_check())
         else:
-            from medfound.vl_common import DualEncoder
+            from medfound.vl.common import DualEncoder
             k = args.k or world
             group = grouped_subgroup(k)
             batches, vocab = _shard_batches(rank, world, args.local_b, args.seed, args.data)
@@ -323,7 +323,7 @@ def e2e_worker(rank: int, world: int, init_file: str, out_dir: str, ks: list, b:
                d: int = 128):
     "One process of the end-to-end benchmark: ring latency/bandwidth, matmul throughput, training-step time per k."
     _init(rank, world, init_file)
-    from medfound.vl_common import DualEncoder
+    from medfound.vl.common import DualEncoder
     nxt, prv = (rank + 1) % world, (rank - 1) % world
     ring = {}
     for n in ring_sizes:                               # one ring step of n float32 numbers, all ranks at once

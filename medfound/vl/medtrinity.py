@@ -293,7 +293,7 @@ class Triplets:
 
 def to_uint8(images: np.ndarray, size: int = 64, top: float = 200.0) -> np.ndarray:
     """(n, 180, 180) float -> (n, size, size, 3) uint8: channel 0 the image (area averaging, `top` maps to 255),
-    channels 1 and 2 the column and row coordinates (0..255), for the RGB encoder of `vl_common`."""
+    channels 1 and 2 the column and row coordinates (0..255), for the RGB encoder of `medfound.vl.common`."""
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None]
     x = F.interpolate(x, size=(size, size), mode="area")[:, 0]
     x = (x / top * 255).clamp(0, 255).round().to(torch.uint8).numpy()

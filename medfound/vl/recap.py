@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..vl_common import ImageEncoder, images_to_tensor, clip_bpe_tokenizer
+from .common import ImageEncoder, images_to_tensor, clip_bpe_tokenizer
 
 # %% auto #0
 __all__ = ['GENERIC_ALT', 'STOP', 'words', 'corrupt_captions', 'token_f1', 'caption_stats', 'quadratic_optimum', 'add_eos',
