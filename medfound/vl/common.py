@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..core import data_dir
-from ..data import dataset_files, DataError
+from ..data import dataset_files, derived_cache, DataError
 
 # %% auto #0
 __all__ = ['Pairs', 'load_tuxpaint', 'emoji_caption', 'load_emoji', 'load_pairs', 'split_pairs', 'clip_bpe_tokenizer',
@@ -110,26 +110,56 @@ def load_emoji(size: int = 32) -> Pairs:
     return Pairs(np.stack(imgs), en, zh, ids, ["emoji"] * len(ids), cat)
 
 # %% ../../nbs/vl/common.ipynb #648403df
-_LOADERS = {"tuxpaint": load_tuxpaint, "emoji": load_emoji}
+def _tuxpaint_inputs() -> list:
+    "Files `load_tuxpaint` reads: every stamp PNG and caption file of the manifest entry."
+    return sorted(dataset_files("vl_tuxpaint").values())
+
+def _emoji_inputs() -> list:
+    "Files `load_emoji` reads: the emoji table, the sprite sheet and the four CLDR annotation files."
+    ef, cf = dataset_files("vl_emoji"), dataset_files("vl_cldr")
+    base = "usr/share/unicode/cldr/common/"
+    return [ef["package/emoji.json"], ef["package/img/google/sheets/32.png"]] + \
+           [cf[base + f"{d}/{lang}.xml"] for d in ("annotations", "annotationsDerived") for lang in ("en", "zh")]
+
+_SOURCES = {"tuxpaint": (load_tuxpaint, _tuxpaint_inputs), "emoji": (load_emoji, _emoji_inputs)}
+_FIELDS = ("en", "zh", "ids", "source", "category")
+
+def _code_key(*fns) -> str:
+    "A short hash of the loaders' source, so that a change in how pairs are built rebuilds the cache."
+    import inspect
+    h = hashlib.sha256()
+    for f in fns:
+        try: h.update(inspect.getsource(f).encode())
+        except (OSError, TypeError): h.update(f.__qualname__.encode())
+    return h.hexdigest()[:16]
+
+def _read_pairs_npz(path: Path) -> Pairs:
+    "Pairs from a cache file; `DataError` naming the file if it cannot be read."
+    import zipfile
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Pairs(z["images"], *[z[k].tolist() for k in _FIELDS])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: unreadable image-caption cache ({type(e).__name__}: {e}); delete it to rebuild") from e
 
 def load_pairs(sources=("tuxpaint", "emoji"), size: int = 32, cache: bool = True) -> Pairs:
-    "Bilingual pairs from `sources` (any of 'tuxpaint', 'emoji'), images `size`×`size`; cached as .npz."
+    """Bilingual pairs from `sources` (any of 'tuxpaint', 'emoji'), images `size`×`size`. Cached as
+    `$MEDFOUND_DATA/vl_cache/<source>_<size>.npz` through `derived_cache`: the sha256 of every input file, the
+    size and the loader code are recorded beside it, and the cache is rebuilt when any of them (or the cache
+    file itself) differs."""
     if isinstance(sources, str): sources = (sources,)
     parts = []
     for s in sources:
-        if s not in _LOADERS: raise ValueError(f"unknown caption source {s!r}; choose from {list(_LOADERS)}")
-        f = data_dir() / "vl_cache" / f"{s}_{size}.npz"
-        if cache and f.exists():
-            z = np.load(f, allow_pickle=False)
-            parts.append(Pairs(z["images"], *[z[k].tolist() for k in ("en", "zh", "ids", "source", "category")]))
-            continue
-        p = _LOADERS[s](size)
-        if cache:
-            f.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.with_suffix(".tmp.npz")
-            np.savez(tmp, images=p.images, **{k: np.array(getattr(p, k)) for k in ("en", "zh", "ids", "source", "category")})
-            tmp.replace(f)
-        parts.append(p)
+        if s not in _SOURCES: raise ValueError(f"unknown caption source {s!r}; choose from {list(_SOURCES)}")
+        load, inputs = _SOURCES[s]
+        if not cache: parts.append(load(size)); continue
+        def build(path, load=load):
+            p = load(size)
+            with open(path, "wb") as fh:      # a file handle: np.savez never renames what it writes
+                np.savez(fh, images=p.images, **{k: np.array(getattr(p, k)) for k in _FIELDS})
+        path = derived_cache(f"vl_cache/{s}_{size}.npz", inputs(), build,
+                             params=dict(source=s, size=size, code=_code_key(load, _square, _tux_caption, _cldr_names, emoji_caption)))
+        parts.append(_read_pairs_npz(path))
     return Pairs.concat(parts)
 
 def split_pairs(pairs: Pairs, test_frac: float = 0.2, salt: str = "medfound") -> tuple[np.ndarray, np.ndarray]:
