@@ -20,10 +20,11 @@ __all__ = ['ring_all_gather', 'ring_reduce_scatter', 'GroupGather', 'group_of', 
 
 # %% ../../nbs/vl/m2_encoder.ipynb #01863ab8
 def _ring_step(send: torch.Tensor, nxt: int, prv: int) -> torch.Tensor:
-    "Send `send` to rank `nxt` while receiving a tensor of the same shape from rank `prv`."
+    """Send `send` to rank `nxt` while receiving a tensor of the same shape from rank `prv`, as one batch of
+    point-to-point ops (`batch_isend_irecv`: NCCL pairs them; separate isend/irecv calls can deadlock there)."""
     buf = torch.empty_like(send)
-    reqs = [dist.isend(send.contiguous(), nxt), dist.irecv(buf, prv)]
-    for r in reqs: r.wait()
+    ops = [dist.P2POp(dist.isend, send.contiguous(), nxt), dist.P2POp(dist.irecv, buf, prv)]
+    for r in dist.batch_isend_irecv(ops): r.wait()
     return buf
 
 def ring_all_gather(x: torch.Tensor, ranks: list, pos: int, counter: dict | None = None) -> torch.Tensor:
