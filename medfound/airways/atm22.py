@@ -14,20 +14,21 @@ from skimage.morphology import skeletonize
 from ..data import DataError, load_nifti
 
 # %% auto #0
-__all__ = ['METRIC_KEYS', 'largest_component', 'branch_adjacency', 'branch_tree', 'refine_parsing', 'parse_tree', 'atm_metrics',
-           'leaf_branches', 'airway_tree', 'rasterize_tree', 'airway_phantom', 'find_atm_cases', 'load_atm_case',
-           'resample_case', 'to_cube', 'make_unet', 'tubed_skeleton', 'make_loss', 'normalize_ct', 'CropDataset',
-           'predict_volume', 'body_mask', 'threshold_segmentation', 'mean_metrics', 'threshold_sweep', 'at_matched',
-           'by_generation']
+__all__ = ['HU_WINDOW', 'METRIC_KEYS', 'largest_component', 'branch_adjacency', 'branch_tree', 'refine_parsing', 'parse_tree',
+           'atm_metrics', 'leaf_branches', 'airway_tree', 'rasterize_tree', 'airway_phantom', 'find_atm_cases',
+           'load_atm_case', 'resample_case', 'to_cube', 'make_unet', 'tubed_skeleton', 'make_loss', 'normalize_ct',
+           'TorchRandomState', 'CropDataset', 'predict_volume', 'body_mask', 'threshold_segmentation', 'mean_metrics',
+           'threshold_sweep', 'at_matched', 'by_generation']
 
 # %% ../../nbs/airways/atm22.ipynb #8cb3d212
 def largest_component(mask: np.ndarray, connectivity: int = 1) -> np.ndarray:
-    "Largest connected component of a binary volume (`connectivity` 1 = 6-, 3 = 26-neighbourhood); empty stays empty."
+    """Largest connected component of a binary volume, as a bool array of the same shape (MONAI's
+    `get_largest_connected_component_mask`; `connectivity` 1 = 6-, 3 = 26-neighbourhood); empty stays empty."""
+    from monai.transforms.utils import get_largest_connected_component_mask
     mask = np.asarray(mask) > 0
-    lab, n = ndimage.label(mask, ndimage.generate_binary_structure(mask.ndim, connectivity))
-    if n <= 1: return mask.copy()
-    sizes = np.bincount(lab.ravel()); sizes[0] = 0
-    return lab == sizes.argmax()
+    if not 1 <= connectivity <= max(mask.ndim, 1):
+        raise ValueError(f"connectivity must be 1..{mask.ndim} for a {mask.ndim}D mask, got {connectivity}")
+    return np.asarray(get_largest_connected_component_mask(mask, connectivity=connectivity), bool)
 
 # %% ../../nbs/airways/atm22.ipynb #ce5d5050
 def branch_adjacency(parsing: np.ndarray, n: int) -> np.ndarray:
@@ -319,33 +320,53 @@ def make_loss(kind: str, cl_iter: int = 3, alpha: float = 0.5, w_skel: float = 1
         return lambda logits, y: (1 - alpha) * dice(logits, y[:, :1]) + alpha * cl(logits, y[:, :1])
     raise ValueError(f"unknown loss {kind!r}: 'dice', 'dicece', 'skelrecall' or 'cldice'")
 
+HU_WINDOW = (-1000.0, 200.0)
+
 def normalize_ct(hu: np.ndarray) -> np.ndarray:
-    "HU window [-1000, 200] mapped to [0, 1]."
-    return np.clip((np.asarray(hu, np.float32) + 1000.0) / 1200.0, 0, 1)
+    "HU window [-1000, 200] mapped linearly to [0, 1] and clipped (MONAI `ScaleIntensityRange`); float32 array."
+    from monai.transforms import ScaleIntensityRange
+    window = ScaleIntensityRange(a_min=HU_WINDOW[0], a_max=HU_WINDOW[1], b_min=0.0, b_max=1.0, clip=True)
+    return np.asarray(window(np.asarray(hu, np.float32)), np.float32)
 
 # %% ../../nbs/airways/atm22.ipynb #26545c81
+class TorchRandomState:
+    "The two draws MONAI's samplers make from a `np.random.RandomState` (`rand`, `randint`), taken from torch's global RNG."
+    def rand(self) -> float: return float(torch.rand((), dtype=torch.float64))
+    def randint(self, low: int, high: int | None = None) -> int:
+        if high is None: low, high = 0, low
+        if high <= low: raise ValueError(f"randint: empty range [{low}, {high})")
+        return int(torch.randint(int(low), int(high), ()))
+
 class CropDataset(torch.utils.data.Dataset):
-    "Random `crop`^3 patches (image (1, c, c, c), target (2, c, c, c) = label, tubed skeleton); draws use torch's global RNG."
+    """Random `crop`^3 patches: image (1, c, c, c), target (2, c, c, c) = label, tubed skeleton. With probability
+    `fg_prob` centred on an airway voxel (MONAI's `RandCropByPosNegLabel` sampler), else uniform (`RandSpatialCrop`'s);
+    every draw comes from torch's global RNG (which `fit` checkpoints), through `TorchRandomState`."""
     def __init__(self, images: list, labels: list, crop: int, fg_prob: float = 0.5):
+        from monai.transforms.utils import map_binary_to_indices
         if len(images) != len(labels): raise ValueError("images and labels differ in number")
+        if not 0 <= fg_prob <= 1: raise ValueError(f"fg_prob must be in [0, 1], got {fg_prob}")
         for i, (a, b) in enumerate(zip(images, labels)):
             if a.shape != b.shape: raise ValueError(f"volume {i}: image {a.shape} and label {b.shape} differ")
             if min(a.shape) < crop: raise ValueError(f"volume {i} of shape {a.shape} is smaller than the crop {crop}")
         self.images = [torch.as_tensor(normalize_ct(a))[None] for a in images]
         self.targets = [torch.as_tensor(np.stack([np.asarray(b) > 0, tubed_skeleton(b)]), dtype=torch.float32) for b in labels]
-        self.fg = [torch.nonzero(t[0]) for t in self.targets]
+        self.indices = [map_binary_to_indices(t[:1] > 0) for t in self.targets]     # (foreground, background) flat indices
         self.crop, self.fg_prob = crop, fg_prob
     def __len__(self): return len(self.images)
+    def slices(self, i: int, rng=None) -> tuple:
+        "The crop's spatial slices for volume `i`, drawn from `rng` (a `np.random.RandomState`; default torch's RNG)."
+        from monai.data.utils import get_random_patch
+        from monai.transforms.utils import generate_pos_neg_label_crop_centers
+        shape, c = tuple(self.images[i].shape[1:]), self.crop
+        rng = TorchRandomState() if rng is None else rng
+        fg, bg = self.indices[i]
+        if len(fg) and rng.rand() < self.fg_prob:
+            (centre,) = generate_pos_neg_label_crop_centers((c,) * 3, 1, 1.0, shape, fg, bg, rng)
+            return tuple(slice(int(m) - c // 2, int(m) - c // 2 + c) for m in centre)
+        return tuple(get_random_patch(shape, (c,) * 3, rng))
     def __getitem__(self, i):
-        img, tgt, c = self.images[i], self.targets[i], self.crop
-        shape = torch.tensor(img.shape[1:])
-        if len(self.fg[i]) and torch.rand(()) < self.fg_prob:
-            centre = self.fg[i][torch.randint(len(self.fg[i]), ())]
-            lo = torch.clamp(centre - c // 2, torch.zeros(3, dtype=torch.long), shape - c)
-        else:
-            lo = (torch.rand(3) * (shape - c + 1)).long()
-        sl = (slice(None),) + tuple(slice(int(a), int(a) + c) for a in lo)
-        return img[sl], tgt[sl]
+        sl = (slice(None),) + self.slices(i)
+        return self.images[i][sl], self.targets[i][sl]
 
 def predict_volume(model: torch.nn.Module, ct_hu: np.ndarray, roi: int, device="cpu", sw_batch: int = 2) -> np.ndarray:
     "Sigmoid probability map of a whole volume by overlapping sliding windows."
