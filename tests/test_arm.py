@@ -97,7 +97,7 @@ def test_decoder_taps_and_grads():
     assert arm.taps == [1, 2, 3]
     arm(torch.randn(2, 1, 16, 16)).backward()
     missing = [n for n, p in arm.named_parameters() if p.grad is None]
-    assert missing == ["encoder.norm.weight"], missing
+    assert missing == ["encoder.norm.weight", "encoder.norm.bias"], missing   # the final norm is for fine-tuning
 
 
 def test_arm_does_not_peek():
@@ -126,3 +126,33 @@ def test_finetune_early_stop_stops_and_restores_best():
     assert info["best_val"] == max(a for _, a in info["curve"]) == accuracy(m, Xv, yv)
     with pytest.raises(ValueError, match="eval_every"):
         finetune_early_stop(enc, 16, X, y, Xv, yv, eval_every=5, max_steps=3)
+
+
+def test_block_follows_official_arm_layout():
+    from medfound.vision.arm import SwiGLU
+    blk = MambaBlock(48, d_state=4)
+    assert isinstance(blk.n1, torch.nn.LayerNorm) and isinstance(blk.n2, torch.nn.LayerNorm)
+    assert blk.mixer.d_inner == 48                                   # expansion 1
+    assert isinstance(blk.mlp, SwiGLU) and blk.mlp.w3.in_features == int(48 * 4 * 2 / 3) == 128
+    assert MambaBlock(48, d_state=4, mlp_ratio=0).mlp is None
+    x = torch.randn(2, 5, 48)
+    a, b = blk.mlp.w12(x).chunk(2, -1)
+    assert torch.allclose(blk.mlp(x), blk.mlp.w3(torch.nn.functional.silu(a) * b))
+
+
+def test_encoder_positions_fixed_and_official_init():
+    enc = ARMEncoder(img_size=16, patch=4, dim=16, depth=4, d_state=4)
+    assert "pos" not in dict(enc.named_parameters()) and enc.pos.shape == (1, 16, 16)
+    assert len({tuple(r.tolist()) for r in enc.pos[0]}) == 16           # every patch position distinct
+    assert enc.pos.abs().max() <= 1.0                                   # sines and cosines
+    for n, m in enc.blocks.named_modules():
+        if isinstance(m, torch.nn.Linear) and m.bias is not None:
+            assert (m.bias.abs().max() == 0) != n.endswith("dt_proj"), n
+    bound = 1 / math.sqrt(enc.blocks[0].mixer.d_inner) / math.sqrt(4)  # default init bound over sqrt(depth)
+    assert all(b.mixer.out_proj.weight.abs().max() <= bound + 1e-7 for b in enc.blocks)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        ARMEncoder(img_size=16, patch=4, dim=18, depth=1)
+    # decoder query positions: the sin-cos of the target patches, in cluster order
+    arm = ARMPretrainer(ARMEncoder(img_size=16, patch=4, dim=16, depth=1, d_state=4), cluster=2, dec_dim=16)
+    from medfound.vision.arm import sincos_positions
+    assert torch.equal(arm.dec_pos, sincos_positions(4, 16)[:, cluster_order(4, 2)])

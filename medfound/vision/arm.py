@@ -18,9 +18,9 @@ except ImportError:  # the sequential and chunked scans still work
 
 # %% auto #0
 __all__ = ['SCAN_IMPLS', 'check_scan_args', 'scan_sequential', 'scan_chunked', 'random_scan_inputs', 'compare_scans',
-           'triton_ready', 'scan_triton', 'selective_scan', 'MambaMixer', 'MambaBlock', 'cluster_order',
-           'cross_causal_mask', 'ARMEncoder', 'CrossBlock', 'ARMPretrainer', 'finetune_early_stop', 'scan_bytes',
-           'peak_bandwidth_gbps', 'bench_scan']
+           'triton_ready', 'scan_triton', 'selective_scan', 'MambaMixer', 'SwiGLU', 'MambaBlock', 'cluster_order',
+           'cross_causal_mask', 'sincos_positions', 'ARMEncoder', 'CrossBlock', 'ARMPretrainer', 'finetune_early_stop',
+           'scan_bytes', 'peak_bandwidth_gbps', 'bench_scan']
 
 # %% ../../nbs/vision/arm.ipynb #b4623d70
 def _compute_dtype(*ts) -> torch.dtype:
@@ -293,15 +293,24 @@ class MambaMixer(nn.Module):
         y = selective_scan(xs, delta, -torch.exp(self.A_log), Bm, Cm, self.D, impl=self.scan_impl)
         return self.out_proj(y * F.silu(z))
 
-class MambaBlock(nn.Module):
-    "Pre-norm residual Mamba mixer, then (optionally) a pre-norm residual MLP."
-    def __init__(self, dim: int, d_state: int = 16, mlp_ratio: float = 4.0, scan_impl: str = "auto"):
+class SwiGLU(nn.Module):
+    "Gated MLP of the official ARM block: w3(SiLU(w1 x) * w2 x), hidden width 2/3 of `mlp_ratio * dim`."
+    def __init__(self, dim: int, mlp_ratio: float = 4.0):
         super().__init__()
-        self.n1, self.mixer = nn.RMSNorm(dim), MambaMixer(dim, d_state, scan_impl=scan_impl)
+        hidden = int(dim * mlp_ratio * 2 / 3)
+        self.w12, self.w3 = nn.Linear(dim, 2 * hidden), nn.Linear(hidden, dim)
+    def forward(self, x):
+        a, b = self.w12(x).chunk(2, -1)
+        return self.w3(F.silu(a) * b)
+
+class MambaBlock(nn.Module):
+    "ARM's block: x + Mamba(LN x), then x + SwiGLU(LN x) (expansion 1, as the official encoder; mlp_ratio=0: no MLP)."
+    def __init__(self, dim: int, d_state: int = 16, mlp_ratio: float = 4.0, scan_impl: str = "auto", expand: int = 1):
+        super().__init__()
+        self.n1, self.mixer = nn.LayerNorm(dim), MambaMixer(dim, d_state, expand=expand, scan_impl=scan_impl)
         self.mlp = None
         if mlp_ratio:
-            self.n2 = nn.RMSNorm(dim)
-            self.mlp = nn.Sequential(nn.Linear(dim, int(mlp_ratio * dim)), nn.GELU(), nn.Linear(int(mlp_ratio * dim), dim))
+            self.n2, self.mlp = nn.LayerNorm(dim), SwiGLU(dim, mlp_ratio)
     def forward(self, x):
         x = x + self.mixer(self.n1(x))
         return x + self.mlp(self.n2(x)) if self.mlp is not None else x
@@ -321,16 +330,29 @@ def cross_causal_mask(n_patches: int, cluster_len: int) -> torch.Tensor:
     return src[None, :] < tgt[:, None]
 
 # %% ../../nbs/vision/arm.ipynb #9c801f67
+def sincos_positions(grid: int, dim: int) -> torch.Tensor:
+    "Fixed 2-D sine-cosine position embedding (1, grid*grid, dim) in raster order (MONAI's builder); dim divisible by 4."
+    if dim % 4: raise ValueError(f"2-D sine-cosine positions need a width divisible by 4, got {dim}")
+    import warnings
+    from monai.networks.blocks.pos_embed_utils import build_sincos_position_embedding
+    with warnings.catch_warnings():                                         # torch.meshgrid indexing notice inside MONAI
+        warnings.simplefilter("ignore", UserWarning)
+        return build_sincos_position_embedding([grid, grid], dim, spatial_dims=2).detach().clone()
+
 class ARMEncoder(nn.Module):
-    "Patch embedding + positions, tokens in cluster order, Mamba blocks, final RMSNorm: (B, C, H, W) -> (B, L, dim)."
+    "Patch embedding + fixed sin-cos positions, tokens in cluster order, Mamba blocks, final LayerNorm: (B, C, H, W) -> (B, L, dim)."
     def __init__(self, img_size=32, patch=4, in_ch=1, dim=64, depth=4, d_state=16, order_cluster=2,
-                 mlp_ratio=2.0, scan_impl="auto"):
+                 mlp_ratio=4.0, scan_impl="auto", expand=1):
         super().__init__()
         self.embed = PatchEmbed(img_size, patch, in_ch, dim)
-        self.pos = nn.Parameter(torch.randn(1, self.embed.n_patches, dim) * 0.02)
+        self.register_buffer("pos", sincos_positions(self.embed.grid, dim), persistent=False)   # (1, L, dim), not learned
         self.register_buffer("order", cluster_order(self.embed.grid, order_cluster), persistent=False)
-        self.blocks = nn.ModuleList(MambaBlock(dim, d_state, mlp_ratio, scan_impl) for _ in range(depth))
-        self.norm, self.dim, self.patch = nn.RMSNorm(dim), dim, patch
+        self.blocks = nn.ModuleList(MambaBlock(dim, d_state, mlp_ratio, scan_impl, expand) for _ in range(depth))
+        self.norm, self.dim, self.patch = nn.LayerNorm(dim), dim, patch
+        for n, m in self.blocks.named_modules():                            # the official init of the Mamba stack
+            if isinstance(m, nn.Linear) and m.bias is not None and not n.endswith("dt_proj"): nn.init.zeros_(m.bias)
+            if isinstance(m, MambaMixer):
+                with torch.no_grad(): m.out_proj.weight /= math.sqrt(depth)   # residual branch scaled by 1/sqrt(depth)
 
     def tokens(self, x):  return (self.embed(x) + self.pos)[:, self.order]  # (B, L, dim), cluster order
     def run(self, t):
@@ -368,7 +390,7 @@ class ARMPretrainer(nn.Module):
         self.taps = [max(1, math.ceil((i + 1) * depth / dec_depth)) for i in range(dec_depth)]   # encoder depths read
         self.tap_norms = nn.ModuleList(nn.LayerNorm(encoder.dim) for _ in self.taps)
         self.to_dec = nn.Linear(encoder.dim * dec_depth, dec_dim * dec_depth)
-        self.dec_pos = nn.Parameter(torch.randn(1, self.L, dec_dim) * 0.02)
+        self.register_buffer("dec_pos", sincos_positions(g, dec_dim)[:, encoder.order.cpu()], persistent=False)  # cluster order
         self.query = nn.Parameter(torch.zeros(1, 1, dec_dim))
         self.blocks = nn.ModuleList(CrossBlock(dec_dim, heads) for _ in range(dec_depth))
         self.norm = nn.LayerNorm(dec_dim)
