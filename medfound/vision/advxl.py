@@ -27,15 +27,20 @@ class AnyResViT(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, n_classes))
         self.mean, self.std, self.patch, self.grid = mean, std, patch, img_size // patch
 
+    @property
+    def pos(self) -> torch.Tensor:                                        # (1, grid*grid, dim), learned
+        return self.enc.patch_embedding.position_embeddings
+
     def pos_at(self, grid: int) -> torch.Tensor:                          # (1, grid*grid, dim)
-        if grid == self.grid: return self.enc.pos
-        p = self.enc.pos.reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
+        if grid == self.grid: return self.pos
+        p = self.pos.reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
         p = F.interpolate(p, size=(grid, grid), mode="bilinear", align_corners=False)
         return p.permute(0, 2, 3, 1).reshape(1, grid * grid, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:                  # x: (b, 1, H, W) in [0, 1]
         if x.shape[-1] % self.patch: raise ValueError(f"image size {x.shape[-1]} not divisible by patch {self.patch}")
-        z = self.enc.embed((x - self.mean) / self.std)                    # (b, n, d)
+        conv = self.enc.patch_embedding.patch_embeddings                   # the patch projection
+        z = conv((x - self.mean) / self.std).flatten(2).transpose(1, 2)   # (b, n, d)
         z = z + self.pos_at(x.shape[-1] // self.patch)
         for blk in self.enc.blocks: z = blk(z)
         return self.head(self.enc.norm(z).mean(1))                        # (b, classes)

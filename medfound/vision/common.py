@@ -11,13 +11,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from monai.networks.blocks import PatchEmbeddingBlock, TransformerBlock
+from monai.networks.nets import ViT
 from ..data import DataError, dataset_files
 from ..train import fit
 
 # %% auto #0
 __all__ = ['FASHION_CLASSES', 'FMNIST_MEAN', 'FMNIST_STD', 'read_idx', 'load_fashion_mnist', 'fashion_tensors', 'patchify',
-           'unpatchify', 'PatchEmbed', 'Attention', 'ViTBlock', 'ViTEncoder', 'Classifier', 'encode', 'accuracy',
-           'finetune', 'linear_probe']
+           'unpatchify', 'PatchEmbed', 'ViTBlock', 'ViTEncoder', 'Classifier', 'encode', 'accuracy', 'finetune',
+           'linear_probe']
 
 # %% ../../nbs/vision/common.ipynb #309e4cbe
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -88,54 +90,47 @@ def unpatchify(t: torch.Tensor, p: int, hw: tuple, c: int = 1) -> torch.Tensor:
     x = t.reshape(B, H // p, W // p, p, p, c).permute(0, 5, 1, 3, 2, 4)
     return x.reshape(B, c, H, W)
 
-class PatchEmbed(nn.Module):
-    "Linear embedding of non-overlapping p×p patches: (B, C, H, W) -> (B, L, dim)."
+class PatchEmbed(PatchEmbeddingBlock):
+    "MONAI's 2-D `PatchEmbeddingBlock` (strided conv) without position embedding: (B, C, H, W) -> (B, L, dim)."
     def __init__(self, img_size: int = 32, patch: int = 4, in_ch: int = 1, dim: int = 64):
-        super().__init__()
         if img_size % patch: raise ValueError(f"img_size {img_size} not divisible by patch {patch}")
+        super().__init__(in_ch, img_size, patch, dim, num_heads=1, proj_type="conv", pos_embed_type="none",
+                         spatial_dims=2)
+        del self.position_embeddings                  # MONAI's "none" is a trainable zero tensor: make it constant
+        self.register_buffer("position_embeddings", torch.zeros(1, 1, dim), persistent=False)
         self.patch, self.grid = patch, img_size // patch
         self.n_patches = self.grid ** 2
-        self.proj = nn.Conv2d(in_ch, dim, patch, stride=patch)
-    def forward(self, x): return self.proj(x).flatten(2).transpose(1, 2)
+
+    @property
+    def proj(self) -> nn.Conv2d:                      # the patch projection, (dim, in_ch, p, p)
+        return self.patch_embeddings
 
 # %% ../../nbs/vision/common.ipynb #0eb02b3a
-class Attention(nn.Module):
-    "Multi-head attention of `x` over `context` (default: itself) with an optional boolean mask."
-    def __init__(self, dim: int, heads: int = 4, bias: bool = True):
-        super().__init__()
-        if dim % heads: raise ValueError(f"dim {dim} not divisible by heads {heads}")
-        self.heads = heads
-        self.q, self.kv, self.out = nn.Linear(dim, dim, bias), nn.Linear(dim, 2 * dim, bias), nn.Linear(dim, dim)
-    def forward(self, x, context=None, mask=None):
-        B, L, D = x.shape; ctx = x if context is None else context
-        q = self.q(x).reshape(B, L, self.heads, -1).transpose(1, 2)                 # (B, h, L, d)
-        k, v = self.kv(ctx).reshape(B, ctx.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)                  # (B, h, L, d)
-        return self.out(o.transpose(1, 2).reshape(B, L, D))
-
-class ViTBlock(nn.Module):
-    "Pre-norm transformer block: self-attention (optional boolean mask) and a GELU MLP."
+class ViTBlock(TransformerBlock):
+    "MONAI's pre-norm `TransformerBlock` (biased qkv, GELU MLP); optional boolean `(L, L)` mask, True = may attend."
     def __init__(self, dim: int, heads: int = 4, mlp_ratio: float = 4.0):
-        super().__init__()
-        self.n1, self.attn = nn.LayerNorm(dim), Attention(dim, heads)
-        self.n2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, int(dim * mlp_ratio)), nn.GELU(), nn.Linear(int(dim * mlp_ratio), dim))
-    def forward(self, x, mask=None):
-        x = x + self.attn(self.n1(x), mask=mask)
-        return x + self.mlp(self.n2(x))
+        if dim % heads: raise ValueError(f"dim {dim} not divisible by heads {heads}")
+        super().__init__(dim, int(dim * mlp_ratio), heads, qkv_bias=True, use_flash_attention=True)
+        del self.norm_cross_attn                      # built by MONAI even without cross-attention
 
-class ViTEncoder(nn.Module):
-    "Patch embedding + learned positions + `depth` ViT blocks + final norm: (B, C, H, W) -> (B, L, dim)."
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:   # (B, L, dim)
+        return super().forward(x, attn_mask=mask)
+
+class ViTEncoder(ViT):
+    "MONAI's 2-D `ViT`: conv patches + learned positions + `depth` pre-norm blocks + LayerNorm, (B, C, H, W) -> (B, L, dim)."
     def __init__(self, img_size=32, patch=4, in_ch=1, dim=64, depth=4, heads=4, mlp_ratio=4.0):
-        super().__init__()
-        self.embed = PatchEmbed(img_size, patch, in_ch, dim)
-        self.pos = nn.Parameter(torch.randn(1, self.embed.n_patches, dim) * 0.02)
-        self.blocks = nn.ModuleList(ViTBlock(dim, heads, mlp_ratio) for _ in range(depth))
-        self.norm, self.dim = nn.LayerNorm(dim), dim
-    def forward(self, x):
-        z = self.embed(x) + self.pos
-        for b in self.blocks: z = b(z)
-        return self.norm(z)
+        if img_size % patch: raise ValueError(f"img_size {img_size} not divisible by patch {patch}")
+        if dim % heads: raise ValueError(f"dim {dim} not divisible by heads {heads}")
+        super().__init__(in_ch, img_size, patch, hidden_size=dim, mlp_dim=int(dim * mlp_ratio), num_layers=depth,
+                         num_heads=heads, proj_type="conv", pos_embed_type="learnable", classification=False,
+                         spatial_dims=2, qkv_bias=True)
+        for b in self.blocks:
+            del b.norm_cross_attn
+            b.attn.use_flash_attention = True          # torch's fused attention, as in ViTBlock
+        self.dim, self.patch, self.grid = dim, patch, img_size // patch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:                  # (B, C, H, W) -> (B, L, dim)
+        return super().forward(x)[0]                                     # MONAI also returns every block's output
 
 # %% ../../nbs/vision/common.ipynb #3c5d6e95
 class Classifier(nn.Module):
