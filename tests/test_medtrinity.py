@@ -75,3 +75,45 @@ def test_multi_positive_loss_reduces_to_clip_and_splits_duplicates():
     q = torch.eye(5); q[2, 2:4] = q[3, 2:4] = 0.5
     ref = 0.5 * (F.cross_entropy(7.0 * u @ v.T, q) + F.cross_entropy(7.0 * v @ u.T, q))
     assert torch.allclose(multi_positive_clip_loss(u, v, 7.0, ids), ref, atol=1e-6)
+
+
+def test_mni152_is_a_second_brain_on_colins_grid(brain):
+    from medfound.vl.medtrinity import axial_slice, load_mni152
+    t1, aal, kb = brain
+    mni = load_mni152(t1)
+    assert mni.shape == t1.shape and mni.dtype == np.float32
+    a, b = t1 > 0, mni > 0
+    overlap = 2 * (a & b).sum() / (a.sum() + b.sum())
+    assert 0.9 < overlap < 0.99                        # same space and orientation, another head
+    assert np.isclose(np.percentile(mni[b], 90), np.percentile(t1[a], 90), rtol=1e-3)
+    assert expert_segment(axial_slice(mni, 90)) == []   # healthy slice of the average brain: no ROI
+    s = make_lesion_slice(mni, aal, kb, np.random.default_rng(0))
+    rois = expert_segment(s.image)
+    assert rois and dice(rois[0].mask, s.mask) > 0.6
+
+
+def test_noisy_expert_misses_moves_and_is_exact_without_noise(brain):
+    from medfound.vl.medtrinity import noisy_expert
+    t1, aal, kb = brain
+    s = make_lesion_slice(t1, aal, kb, np.random.default_rng(3))
+    clean = expert_segment(s.image)
+    rng = np.random.default_rng(0)
+    assert noisy_expert(s.image, rng, miss=1.0) == []
+    exact = noisy_expert(s.image, rng, miss=0.0, shift=0, grow=0)[0]
+    assert np.array_equal(exact.mask, clean[0].mask) and exact.area == clean[0].area
+    moved = [noisy_expert(s.image, rng, miss=0.0, shift=12, grow=0) for _ in range(30)]
+    d = [dice(r[0].mask, clean[0].mask) for r in moved if r]
+    assert np.mean(d) < 0.8 and all(r[0].mask.sum() == r[0].area for r in moved if r)
+    assert all(not (r[0].mask & ~(s.image > 0)).any() for r in moved if r)   # clipped to the brain
+
+
+def test_triplets_from_two_brains_and_a_noisy_expert(brain):
+    from medfound.vl.medtrinity import build_triplets, load_mni152
+    t1, aal, kb = brain
+    mni = load_mni152(t1)
+    clean = build_triplets(16, 7, [t1, mni], aal, kb)
+    assert {t["brain"] for t in clean.truth} == {0, 1}
+    assert build_triplets(4, 7, t1, aal, kb).texts == build_triplets(4, 7, [t1], aal, kb).texts
+    noisy = build_triplets(16, 7, [t1, mni], aal, kb, expert_noise=dict(miss=0.5, shift=12, grow=3))
+    assert np.array_equal(noisy.images, clean.images) and noisy.truth == clean.truth
+    assert noisy.texts != clean.texts and noisy.dice.mean() < clean.dice.mean()

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
-from ..data import dataset_files, load_nifti
+from ..data import DataError, dataset_files, load_nifti
 
 # %% auto #0
-__all__ = ['REGION_FACTS', 'LOBES', 'SIZES', 'HEMIS', 'CROP_Y', 'Z_RANGE', 'RADIUS', 'QUESTIONS', 'load_brain', 'Region',
-           'KnowledgeBase', 'size_class', 'axial_slice', 'LesionSlice', 'truth_of', 'make_lesion_slice', 'ROI',
-           'expert_segment', 'dice', 'slice_level', 'retrieve', 'describe', 'Triplets', 'to_uint8', 'build_triplets',
-           'answer_index', 'zero_shot_vqa', 'probe_vqa', 'multi_positive_clip_loss']
+__all__ = ['REGION_FACTS', 'LOBES', 'SIZES', 'HEMIS', 'CROP_Y', 'Z_RANGE', 'RADIUS', 'QUESTIONS', 'load_brain', 'load_mni152',
+           'Region', 'KnowledgeBase', 'size_class', 'axial_slice', 'LesionSlice', 'truth_of', 'make_lesion_slice',
+           'ROI', 'expert_segment', 'dice', 'noisy_expert', 'slice_level', 'retrieve', 'describe', 'Triplets',
+           'to_uint8', 'build_triplets', 'answer_index', 'zero_shot_vqa', 'probe_vqa', 'multi_positive_clip_loss']
 
 # %% ../../nbs/vl/medtrinity.ipynb #0dee9b1b
 _BRAIN = "usr/share/mricron/templates/"
@@ -32,6 +32,24 @@ def load_brain() -> tuple[np.ndarray, np.ndarray, dict]:
         parts = line.split()
         if len(parts) >= 2: names[int(parts[0])] = parts[1]
     return t1, aal.astype(np.int16), names
+
+_MNI = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+
+def load_mni152(like: np.ndarray) -> np.ndarray:
+    """MNI152 (ICBM 2009a) brain-extracted T1 on the grid of Colin's `ch2bet` (x, y, z) float32, scaled so that
+    the 90th percentile of its brain equals that of `like` (Colin's T1)."""
+    import nibabel as nib                      # headers only: the voxels go through load_nifti (CRC checked)
+    f, g = dataset_files("medtrinity_mni152"), dataset_files("medtrinity_brain")
+    a_mni, a_ch2 = nib.load(f[_MNI]).affine, nib.load(g[_BRAIN + "ch2bet.nii.gz"]).affine
+    if not (np.allclose(a_mni[:3, :3], np.eye(3)) and np.allclose(a_ch2[:3, :3], np.eye(3))):
+        raise DataError(f"{f[_MNI]}: expected 1 mm RAS grids without rotation for MNI152 and ch2")
+    off = a_ch2[:3, 3] - a_mni[:3, 3]          # ch2's voxel (0, 0, 0) in MNI152 voxels
+    if not np.allclose(off, off.round()): raise DataError(f"{f[_MNI]}: grids differ by a fraction of a voxel: {off}")
+    o = off.round().astype(int)
+    vol, _ = load_nifti(f[_MNI])
+    out = np.asarray(vol, np.float32)[o[0]:o[0] + like.shape[0], o[1]:o[1] + like.shape[1], o[2]:o[2] + like.shape[2]]
+    if out.shape != like.shape or (o < 0).any(): raise DataError(f"{f[_MNI]}: does not cover the ch2 grid (offset {o})")
+    return out * np.float32(np.percentile(like[like > 0], 90) / np.percentile(out[out > 0], 90))
 
 # %% ../../nbs/vl/medtrinity.ipynb #bca2c357
 # AAL structure (without _L/_R) -> (readable name, lobe, fact key)
@@ -234,6 +252,23 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     s = a.sum() + b.sum()
     return float(2 * (a & b).sum() / s) if s else 1.0
 
+# %% ../../nbs/vl/medtrinity.ipynb #mtnoise02
+def noisy_expert(image: np.ndarray, rng: np.random.Generator, miss: float = 0.25, shift: int = 12, grow: int = 3,
+                 **expert_kw) -> list[ROI]:
+    "The clean expert's ROIs, corrupted: main ROI missed (prob. `miss`) or shifted (<= `shift` px) and grown/shrunk (<= `grow` px)."
+    rois = expert_segment(image, **expert_kw)
+    if not rois or rng.random() < miss: return []
+    brain = image > 0
+    dy, dx = (int(v) for v in rng.integers(-shift, shift + 1, size=2))
+    m = np.roll(rois[0].mask, (dy, dx), (0, 1))
+    g = int(rng.integers(-grow, grow + 1))
+    if g > 0: m = ndi.binary_dilation(m, iterations=g)
+    elif g < 0: m = ndi.binary_erosion(m, iterations=-g) if ndi.binary_erosion(m, iterations=-g).any() else m
+    m &= brain
+    if not m.any(): return []
+    ys, xs = np.nonzero(m)
+    return [ROI(m, (int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1), int(m.sum()))]
+
 # %% ../../nbs/vl/medtrinity.ipynb #bcfd1dfd
 def slice_level(z_mm: int) -> str:
     "A coarse name of the axial level (MNI z, mm)."
@@ -301,13 +336,18 @@ def to_uint8(images: np.ndarray, size: int = 64, top: float = 200.0) -> np.ndarr
     cx, cy = np.broadcast_to(ramp[None, None, :], x.shape), np.broadcast_to(ramp[None, :, None], x.shape)
     return np.stack([x, cx, cy], axis=-1)
 
-def build_triplets(n: int, seed: int, t1: np.ndarray, aal: np.ndarray, kb: KnowledgeBase, size: int = 64) -> Triplets:
-    "Run the pipeline (lesion slice -> expert ROIs -> retrieval -> three-level text) on `n` seeded images."
-    rng = np.random.default_rng(seed)
+def build_triplets(n: int, seed: int, t1, aal: np.ndarray, kb: KnowledgeBase, size: int = 64,
+                   expert_noise: dict | None = None) -> Triplets:
+    """Run the pipeline (lesion slice -> expert ROIs -> retrieval -> three-level text) on `n` seeded images.
+    `t1`: one volume, or a list of volumes on the same grid (each image picks one uniformly; `truth['brain']`);
+    `expert_noise`: keyword arguments of `noisy_expert` (the images stay those of the clean run with the same seed)."""
+    vols = list(t1) if isinstance(t1, (list, tuple)) else [t1]
+    rng, pick, nrng = (np.random.default_rng(s) for s in (seed, [seed, 2], [seed, 1]))   # images / brain / noise
     full, masks, boxes, texts, truth, dices, zs = [], [], [], [], [], [], []
     for _ in range(n):
-        s = make_lesion_slice(t1, aal, kb, rng)
-        rois = expert_segment(s.image)
+        b = int(pick.integers(len(vols))) if len(vols) > 1 else 0
+        s = make_lesion_slice(vols[b], aal, kb, rng); s.truth["brain"] = b
+        rois = expert_segment(s.image) if expert_noise is None else noisy_expert(s.image, nrng, **expert_noise)
         k = retrieve(rois[0], s.atlas, s.image > 0, kb) if rois else None
         full.append(s.image); texts.append(describe(s.z_mm, len(rois), k)); truth.append(s.truth)
         masks.append(rois[0].mask if rois else np.zeros_like(s.mask)); boxes.append(rois[0].bbox if rois else None)
