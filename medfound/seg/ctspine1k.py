@@ -212,7 +212,7 @@ SITES = {   # name: region of the spine its scans cover (labels, top..bottom), H
     "COVID":   dict(levels=(7, 20), scale=0.95, offset=-20.0, noise=45.0, blur=0.8, skull=False, anchor=None),
     "MSD":     dict(levels=(15, 24), scale=1.05, offset=10.0, noise=30.0, blur=0.7, skull=False, anchor=None),
     "COLONOG": dict(levels=(17, 25), scale=0.90, offset=0.0, noise=35.0, blur=0.6, skull=False, anchor="sacrum"),
-    "VerSe":   dict(levels=(17, 25), scale=1.10, offset=40.0, noise=50.0, blur=0.8, skull=False, anchor="sacrum"),
+    "VerSe":   dict(levels=(17, 25), scale=1.00, offset=25.0, noise=50.0, blur=0.8, skull=False, anchor="sacrum"),
 }
 
 def spine_phantom(shape=(64, 32, 32), spacing=4.0, site: str = "COVID", seed: int = 0,
