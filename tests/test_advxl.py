@@ -90,3 +90,56 @@ def test_train_stage_is_resumable_and_warms_up():
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         torch.testing.assert_close(a, b)
     assert lrs[0] == pytest.approx(3e-3 / 4) and lrs[1] == pytest.approx(3e-3 / 2) and lrs[2] == pytest.approx(3e-3)
+
+
+def _pgd_previous(model, x, y, eps, alpha, steps, generator):
+    "The hand-written PGD the chapter used before torchattacks (same step rule)."
+    model.eval()
+    u = torch.rand(x.shape, generator=generator)
+    delta = (x + (2 * u - 1) * eps).clamp(0, 1) - x
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        g, = torch.autograd.grad(nn.functional.cross_entropy(model(x + delta), y), delta)
+        delta = (delta.detach() + alpha * g.sign()).clamp(-eps, eps)
+        delta = (x + delta).clamp(0, 1) - x
+    return (x + delta).detach()
+
+
+@pytest.mark.parametrize("steps,alpha", [(1, 0.125), (3, 0.05), (10, 0.025)])
+def test_torchattacks_pgd_agrees_with_previous(steps, alpha):
+    torch.manual_seed(5)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    x, y = torch.rand(300, 1, 8, 8), torch.randint(0, 10, (300,))
+    a = _pgd_previous(m, x, y, 0.1, alpha, steps, torch.Generator().manual_seed(9))
+    b = pgd(m, x, y, 0.1, alpha, steps, seed=9)
+    d = (a - b).abs()
+    assert (d > 1e-6).float().mean() < 1e-3 and d.max() <= alpha + 1e-6
+    with torch.no_grad():
+        assert abs((m(a).argmax(-1) == y).float().mean() - (m(b).argmax(-1) == y).float().mean()) <= 0.01
+    c = pgd(m, x, y, 0.1, alpha, steps, seed=10)                            # another start: a different attack
+    assert (c - b).abs().max() > 1e-3
+
+
+def test_pgd_seed_leaves_global_rng_and_rejects_non_pixels():
+    m = _Spy(16)
+    x, y = torch.rand(4, 1, 4, 4), torch.zeros(4, dtype=torch.long)
+    state = torch.get_rng_state()
+    assert torch.equal(pgd(m, x, y, 0.1, 0.05, 2, seed=1), pgd(m, x, y, 0.1, 0.05, 2, seed=1))
+    assert torch.equal(torch.get_rng_state(), state)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        pgd(m, x + 1.5, y, 0.1, 0.05, 1)
+
+
+def test_autoattack_cascade_only_lowers_accuracy():
+    from medfound.vision.advxl import autoattack_accuracy, AA_STANDARD
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    x = torch.rand(30, 1, 8, 8)
+    with torch.no_grad(): y = m(x).argmax(-1)
+    state = torch.get_rng_state()
+    aa = autoattack_accuracy(m, x, y, eps=0.03, steps=5, square_queries=30)
+    assert torch.equal(torch.get_rng_state(), state)
+    seq = [aa[k] for k in ("clean",) + AA_STANDARD]
+    assert seq[0] == 1.0 and seq == sorted(seq, reverse=True) and seq[-1] < 1.0
+    with pytest.raises(ValueError, match="prefix"):
+        autoattack_accuracy(m, x, y, eps=0.03, attacks=("fab-t",))

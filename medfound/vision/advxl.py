@@ -4,18 +4,20 @@
 
 # %% ../../nbs/vision/advxl.ipynb #de0eb5eb
 from __future__ import annotations
-import math, time
+import contextlib, math, time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
+import torchattacks                      # installed with --no-deps: imports without torchvision
 
 from .common import ViTEncoder, FMNIST_MEAN, FMNIST_STD
 from ..train import fit
 
 # %% auto #0
-__all__ = ['AnyResViT', 'pgd', 'adv_loss', 'step_flops', 'train_recipe', 'train_stage', 'robust_accuracy', 'autoattack_accuracy']
+__all__ = ['AA_STANDARD', 'AnyResViT', 'pgd', 'adv_loss', 'step_flops', 'train_recipe', 'train_stage', 'robust_accuracy',
+           'autoattack_accuracy']
 
 # %% ../../nbs/vision/advxl.ipynb #dd30a82f
 class AnyResViT(nn.Module):
@@ -47,27 +49,16 @@ class AnyResViT(nn.Module):
 
 # %% ../../nbs/vision/advxl.ipynb #fce792bd
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
-        random_start: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-    "L-inf PGD on pixel images `x` in [0, 1]; returns detached adversarial images."
-    if steps < 0 or eps < 0: raise ValueError("steps and eps must be non-negative")
-    was_training = model.training
-    model.eval()
-    try:
-        x = x.detach()
-        delta = torch.zeros_like(x)
-        if random_start:
-            u = torch.rand(x.shape, generator=generator) if generator is not None else torch.rand(x.shape)
-            delta = (2 * u.to(x.device) - 1) * eps
-        delta = (x + delta).clamp(0, 1) - x                             # the attack variable is delta
-        for _ in range(steps):
-            delta.requires_grad_(True)
-            loss = F.cross_entropy(model(x + delta), y)
-            g, = torch.autograd.grad(loss, delta)
-            delta = (delta.detach() + alpha * g.sign()).clamp(-eps, eps)  # ascend, project on the eps-ball
-            delta = (x + delta).clamp(0, 1) - x                         # and on the pixel range
-        return (x + delta).detach()
-    finally:
-        model.train(was_training)
+        random_start: bool = True, seed: int | None = None) -> torch.Tensor:
+    "L-inf PGD (`torchattacks.PGD`) on pixel images `x` in [0, 1]; `seed` fixes the random start. Detached images."
+    if steps < 0 or eps < 0 or alpha < 0:
+        raise ValueError(f"steps, eps and alpha must be non-negative, got steps={steps}, eps={eps}, alpha={alpha}")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"PGD works on pixel images in [0, 1]; got values in [{x.min():.3g}, {x.max():.3g}]")
+    atk = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
+    with (torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()):
+        if seed is not None: torch.manual_seed(seed)
+        return atk(x.detach(), y).detach()
 
 # %% ../../nbs/vision/advxl.ipynb #9f0fe742
 def adv_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, res: int, eps: float, alpha: float,
@@ -77,10 +68,18 @@ def adv_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, res: int, ep
     x_adv = pgd(model, x, y, eps, alpha, steps) if steps > 0 else x
     return F.cross_entropy(model(x_adv), y)
 
+class _GlobalOnly:
+    "Stand-in for FlopCounterMode's module tracker: count every op under 'Global' only."
+    parents = ("Global",)
+    def __enter__(self): return self
+    def __exit__(self, *exc): return None
+
 def step_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **stage) -> float:
     "FLOPs of one adversarial training step (attack + forward + backward) of `stage` on the batch `x`, `y`."
     model.train()
-    with FlopCounterMode(display=False) as fc:
+    fc = FlopCounterMode(display=False)
+    fc.mod_tracker = _GlobalOnly()       # its per-module hooks break autograd.grad w.r.t. a leaf input (torchattacks)
+    with fc:
         adv_loss(model, x, y, **stage).backward()
     model.zero_grad(set_to_none=True)
     return float(fc.get_total_flops())
@@ -129,26 +128,40 @@ def _acc(model, x, y, bs=500):
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 20,
                     batch_size: int = 250, seed: int = 0) -> dict:
-    "Clean and PGD-`steps` accuracy of `model` on pixel images `x` (eval mode, random start)."
+    "Clean and PGD-`steps` accuracy of `model` on pixel images `x` (eval mode, random start seeded by `seed`)."
     model.eval()
-    g = torch.Generator().manual_seed(seed)
-    adv = torch.cat([pgd(model, x[i:i + batch_size], y[i:i + batch_size], eps, 2.5 * eps / steps, steps, generator=g)
-                     for i in range(0, len(x), batch_size)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)                          # one stream across the batches
+        adv = torch.cat([pgd(model, x[i:i + batch_size], y[i:i + batch_size], eps, 2.5 * eps / steps, steps)
+                         for i in range(0, len(x), batch_size)])
     return dict(clean=_acc(model, x, y), pgd=_acc(model, adv, y))
 
-def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, full: bool = False,
-                        n_classes: int = 10, seed: int = 0, steps: int = 10) -> float | None:
-    """Accuracy under AutoAttack from torchattacks: the standard suite (`full`), or its two gradient attacks
-    APGD-CE + APGD-T with `steps` iterations each; None if torchattacks is not installed."""
-    try:
-        import torchattacks
-    except ImportError:
-        return None
+AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
+
+def autoattack_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
+                        attacks: tuple = AA_STANDARD, n_classes: int = 10, seed: int = 0, steps: int = 100,
+                        square_queries: int = 5000) -> dict:
+    """Robust accuracy after each attack of the standard AutoAttack cascade (torchattacks, L-inf), in order:
+    {'clean', 'apgd-ce', 'apgd-t', 'fab-t', 'square'} for the `attacks` run. The global generator is untouched."""
+    bad = [a for a in attacks if a not in AA_STANDARD]
+    if bad or list(attacks) != list(AA_STANDARD[:len(attacks)]):
+        raise ValueError(f"attacks must be a prefix of {AA_STANDARD}, got {attacks}")
+    make = {"apgd-ce": lambda: torchattacks.APGD(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, loss="ce", seed=seed),
+            "apgd-t": lambda: torchattacks.APGDT(model, norm="Linf", eps=eps, steps=steps, n_restarts=1,
+                                                 n_classes=n_classes, seed=seed),
+            "fab-t": lambda: torchattacks.FAB(model, norm="Linf", eps=eps, steps=steps, n_restarts=1, multi_targeted=True,
+                                              n_classes=n_classes, seed=seed),
+            "square": lambda: torchattacks.Square(model, norm="Linf", eps=eps, n_queries=square_queries, n_restarts=1,
+                                                  p_init=0.8, seed=seed)}
     model.eval()
-    if full:
-        atk = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard", n_classes=n_classes, seed=seed)
-    else:
-        atk = torchattacks.MultiAttack([torchattacks.APGD(model, norm="Linf", eps=eps, seed=seed, loss="ce", steps=steps),
-                                        torchattacks.APGDT(model, norm="Linf", eps=eps, seed=seed, n_classes=n_classes,
-                                                           steps=steps)])
-    return _acc(model, atk(x, y), y)
+    with torch.no_grad(): robust = model(x).argmax(-1) == y                   # (n,) still unbroken
+    out = {"clean": robust.float().mean().item()}
+    with torch.random.fork_rng(devices=[]):                                  # the attacks reseed the global generator
+        for name in attacks:
+            idx = robust.nonzero().squeeze(1)
+            if len(idx):
+                adv = make[name]()(x[idx], y[idx])
+                assert (adv - x[idx]).abs().max() <= eps + 1e-5, f"{name} left the eps-ball"
+                with torch.no_grad(): robust[idx] = model(adv).argmax(-1) == y[idx]
+            out[name] = robust.float().mean().item()
+    return out
