@@ -82,23 +82,35 @@ def _scan_(a, h, T: int, reverse: bool = False):
             hv[:, 1:, t] += corr
     return h
 
-def _padded(x, pad): return F.pad(x, (0, 0, 0, 0, 0, pad)) if pad else x
-
-class _LinearScan(torch.autograd.Function):
-    "h_t = a_t h_{t-1} + b_t over dim 1 of (B, L, D, N) tensors by the chunked scan; the backward is the same scan reversed."
+class _ChunkedScan(torch.autograd.Function):
+    """y_t = <h_t, C_t>, h_t = exp(dt_t A) h_{t-1} + x_t B_t (x = dt * u) by the chunked scan; the backward is the same
+    scan reversed. The decay, the input term and the read-out are built inside, which saves (B, L, D, N) passes."""
     @staticmethod
-    def forward(ctx, a, b, T):
-        L = a.shape[1]; pad = -L % T
-        h = _scan_(_padded(a, pad), _padded(b, pad) if pad else b.clone(), T)[:, :L]
-        ctx.save_for_backward(a, h); ctx.T = T
-        return h
+    def forward(ctx, dt, x, A, Bm, C, T):                                   # dt, x (B, L, D); A (D, N); Bm, C (B, L, N)
+        Bt, L, Dn = x.shape; N = A.shape[1]; pad = -L % T
+        a = x.new_zeros(Bt, L + pad, Dn, N)                                 # decay exp(dt A), zero in the padding
+        torch.mul(dt[..., None], A, out=a[:, :L]); a[:, :L].exp_()
+        h = torch.empty_like(a); h[:, L:] = 0
+        torch.mul(x[..., None], Bm[:, :, None, :], out=h[:, :L])          # input term b_t, where h will be
+        _scan_(a, h, T)
+        ctx.save_for_backward(dt, x, A, Bm, C, a, h); ctx.T, ctx.L = T, L
+        return torch.einsum("bldn,bln->bld", h[:, :L], C)
 
     @staticmethod
-    def backward(ctx, gh):
-        a, h = ctx.saved_tensors; L = a.shape[1]; pad = -L % ctx.T
-        g = _scan_(_padded(a, pad), _padded(gh, pad) if pad else gh.clone(), ctx.T, reverse=True)[:, :L]
-        da = torch.empty_like(a); da[:, 0] = 0; torch.mul(g[:, 1:], h[:, :-1], out=da[:, 1:])
-        return da, g, None
+    def backward(ctx, gy):                                                  # gy (B, L, D)
+        dt, x, A, Bm, C, a, h = ctx.saved_tensors; T, L = ctx.T, ctx.L
+        g = torch.empty_like(h); g[:, L:] = 0
+        torch.mul(gy[..., None], C[:, :, None, :], out=g[:, :L])          # dL/dh from the read-out
+        _scan_(a, g, T, reverse=True)                                       # dL/db
+        g, h, a = g[:, :L], h[:, :L], a[:, :L]
+        q = torch.empty_like(a); q[:, 0] = 0                                # dL/d(dt A) = g_t h_{t-1} a_t
+        torch.mul(g[:, 1:], h[:, :-1], out=q[:, 1:]); q.mul_(a)
+        ddt = torch.einsum("bldn,dn->bld", q, A)
+        dA = torch.einsum("bldn,bld->dn", q, dt)
+        dx = torch.einsum("bldn,bln->bld", g, Bm)
+        dB = torch.einsum("bldn,bld->bln", g, x)
+        dC = torch.einsum("bldn,bld->bln", h, gy)
+        return ddt, dx, dA, dB, dC, None
 
 def scan_chunked(u, delta, A, B, C, D=None, chunk: int | None = None):
     "Selective scan: chunks of length `chunk` (default ~sqrt(L)) scanned in parallel, a carry pass, a fix-up; reverse-scan backward."
@@ -106,10 +118,7 @@ def scan_chunked(u, delta, A, B, C, D=None, chunk: int | None = None):
     ct = _compute_dtype(u, delta, A, B, C)
     u_, dt_, A_, B_, C_ = (t.to(ct) for t in (u, delta, A, B, C))
     T = min(u.shape[1], chunk or _default_chunk(u.shape[1]))
-    a = torch.exp(dt_[..., None] * A_)                                      # (B, L, D, N) decay, in (0, 1]
-    b = (dt_ * u_)[..., None] * B_[:, :, None, :]                           # (B, L, D, N) input term
-    h = _LinearScan.apply(a, b, T)
-    y = torch.einsum("bldn,bln->bld", h, C_)
+    y = _ChunkedScan.apply(dt_, dt_ * u_, A_, B_, C_, T)                    # (B, L, D)
     if D is not None: y = y + u_ * D.to(ct)
     return y.to(u.dtype)
 
@@ -391,8 +400,10 @@ class ARMPretrainer(nn.Module):
         self.tap_norms = nn.ModuleList(nn.LayerNorm(encoder.dim) for _ in self.taps)
         self.to_dec = nn.Linear(encoder.dim * dec_depth, dec_dim * dec_depth)
         self.register_buffer("dec_pos", sincos_positions(g, dec_dim)[:, encoder.order.cpu()], persistent=False)  # cluster order
-        self.query = nn.Parameter(torch.zeros(1, 1, dec_dim))
+        self.query = nn.Parameter(torch.randn(1, 1, dec_dim) * 0.02)
         self.blocks = nn.ModuleList(CrossBlock(dec_dim, heads) for _ in range(dec_depth))
+        for m in self.blocks.modules():                                     # the official decoder init (as JAX ViT)
+            if isinstance(m, nn.Linear): nn.init.xavier_uniform_(m.weight); nn.init.zeros_(m.bias)
         self.norm = nn.LayerNorm(dec_dim)
         self.head = nn.Linear(dec_dim, encoder.patch ** 2 * in_ch)
         self.register_buffer("mask", cross_causal_mask(self.L, self.cluster_len), persistent=False)
