@@ -118,3 +118,13 @@ def test_survival_simulator_and_cox():
         cox_univariable(np.ones(10), s["time"][:10], s["event"][:10])
     with pytest.raises(ValueError, match="NaN"):
         cox_univariable(np.r_[np.nan, x[:9]], s["time"][:10], s["event"][:10])
+
+
+def test_union_power_does_not_shift_the_global_rng():
+    "The arms must draw the same crops: the union loss's random power comes from the loss's own generator."
+    logits, tgt = torch.zeros(1, 1, 8, 8, 8), torch.zeros(1, 2, 8, 8, 8); tgt[:, :, 2:6, 4, 4] = 1
+    torch.manual_seed(3); AIIBLoss("union", 4, seed=0)(logits, tgt); a = torch.rand(3)
+    torch.manual_seed(3); AIIBLoss("dice", 4, seed=0)(logits, tgt); b = torch.rand(3)
+    assert torch.equal(a, b)
+    L1, L2 = AIIBLoss("union", 4, seed=1), AIIBLoss("union", 4, seed=1)
+    assert L1(logits + 0.3, tgt) == L2(logits + 0.3, tgt)

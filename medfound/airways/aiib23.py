@@ -100,22 +100,26 @@ def skeleton_recall_loss(logits: torch.Tensor, skel: torch.Tensor) -> torch.Tens
 class AIIBLoss:
     """The three training losses on logits (B, 1, ...) and ATM'22 crop targets (B, 2, ...) = (label, tubed skeleton):
     `'dice'` (soft Dice over the batch, MONAI), `'union'` (weighted general union loss, alpha schedule) and
-    `'union_cont'` (union + `cont_weight` x continuity). Pass `on_step` to `fit` so the alpha schedule sees the step."""
+    `'union_cont'` (union + `cont_weight` x continuity). Pass `on_step` to `fit` so the alpha schedule sees the step.
+    The union loss's power is drawn from a generator of its own (`seed`), so the arms consume the same global RNG draws."""
     KINDS = ("dice", "union", "union_cont")
-    def __init__(self, kind: str, steps: int, cont_weight: float = 0.3, continuity: str = "skeleton_recall", cl_iter: int = 3):
+    def __init__(self, kind: str, steps: int, cont_weight: float = 0.3, continuity: str = "skeleton_recall", cl_iter: int = 3,
+                 seed: int = 0):
         from monai.losses import DiceLoss, SoftclDiceLoss
         if kind not in self.KINDS: raise ValueError(f"unknown loss {kind!r}: one of {self.KINDS}")
         if continuity not in ("skeleton_recall", "cldice"): raise ValueError(f"unknown continuity {continuity!r}: 'skeleton_recall' or 'cldice'")
         self.kind, self.steps, self.step, self.cont_weight, self.continuity = kind, steps, 0, cont_weight, continuity
         self.dice = DiceLoss(sigmoid=True, batch=True)
         self.cldice = SoftclDiceLoss(iter_=cl_iter, sigmoid=True)
+        self.gen = torch.Generator().manual_seed(seed)      # its own stream: the crops (global RNG) stay those of the other arms
     @property
     def alpha(self) -> float: return union_alpha(self.step, self.steps)
     def on_step(self, step: int, model=None): self.step = step
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         y = target[:, :1]
         if self.kind == "dice": return self.dice(logits, y)
-        loss = weighted_union_loss(logits, y, alpha=self.alpha)
+        power = 2.0 + float(torch.rand((), generator=self.gen))         # r ~ U[2, 3]
+        loss = weighted_union_loss(logits, y, alpha=self.alpha, power=power)
         if self.kind == "union_cont":
             cont = skeleton_recall_loss(logits, target[:, 1:2]) if self.continuity == "skeleton_recall" else self.cldice(logits, y)
             loss = loss + self.cont_weight * cont
