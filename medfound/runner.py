@@ -64,10 +64,12 @@ def is_up_to_date(ch: dict, profile: str, out: Path, prev: dict, root: Path) -> 
 
 @contextlib.contextmanager
 def _profile_lock(profile: str, log=print):
-    "Serialise cpu/gpu runs on this machine (timings of two runs sharing the cores mean nothing)."
+    """Serialise cpu/gpu runs on this machine (timings of two runs sharing the cores mean nothing). The lock
+    file is `medfound-<profile>.lock` in `$MEDFOUND_LOCK_DIR` (default: the system temp folder); tests that
+    run toy chapters point it elsewhere so that they do not wait behind a real run."""
     if profile == "smoke": yield; return
     import fcntl
-    f = open(Path(tempfile.gettempdir()) / f"medfound-{profile}.lock", "w")
+    f = open(Path(os.environ.get("MEDFOUND_LOCK_DIR") or tempfile.gettempdir()) / f"medfound-{profile}.lock", "w")
     try:
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

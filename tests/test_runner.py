@@ -34,6 +34,7 @@ def fake_repo(tmp_path, monkeypatch):
     nbformat.write(_nb(GOOD), tmp_path / "nbs/airways/good.ipynb")
     nbformat.write(_nb(NORECORD), tmp_path / "nbs/airways/norecord.ipynb")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEDFOUND_LOCK_DIR", str(tmp_path))   # toy runs never wait behind a real cpu run
     monkeypatch.delenv("MEDFOUND_RECORDS", raising=False)
     return tmp_path
 
