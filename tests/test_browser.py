@@ -25,7 +25,10 @@ def _pages() -> list[Path]:
 
 
 def _chapters() -> list[Path]:
-    return sorted(p for p in (HTML / "chapters").rglob("*.html") if "core" not in p.relative_to(HTML).parts)
+    "Pages of paper chapters (not the shared notebooks: core ones and a part's `<part>_common`)."
+    import yaml
+    papers = {p["slug"] for p in yaml.safe_load((ROOT / "book/papers.yaml").read_text())["papers"]}
+    return sorted(p for p in (HTML / "chapters").rglob("*.html") if p.stem in papers)
 
 
 @pytest.fixture(scope="module")
