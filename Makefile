@@ -1,7 +1,9 @@
 # medfound: two commands on a fresh machine (see README)
 #   make book   - install, fetch the offline data, run every chapter (PROFILE=cpu) and render the book
-#   make test   - install, then what CI runs: export/clean check, nbdev_test (smoke), pytest, smoke book,
-#                 and the smoke book opened in Chromium (browser-test)
+#   make test   - install, then what CI runs: export/clean check, pytest, the smoke book (every notebook
+#                 executed under the smoke profile, two at a time: this is the notebook test), and the
+#                 smoke book opened in Chromium (browser-test). `make nbtest` (nbdev_test) is the same
+#                 notebook test without the book; CI does not run it too (it would execute every notebook twice).
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -63,8 +65,10 @@ nbtest-order: data
 pytest: data
 	$(BIN)/python -m pytest -q tests --ignore=tests/test_browser.py
 
+# Every notebook under the smoke profile, two at a time (one BLAS thread each); exits non-zero if any failed.
+SMOKE_JOBS ?= 2
 smoke-book: data
-	$(BIN)/medfound book all --profile smoke
+	$(BIN)/medfound book all --profile smoke --jobs $(SMOKE_JOBS)
 
 # A real browser for the book's test: Debian's chromium (Playwright's own browser download needs the internet).
 chromium:
@@ -82,7 +86,7 @@ browser-test: smoke-book chromium
 	MEDFOUND_NO_CHROMIUM="$$(command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || echo 'apt-get install chromium failed or was not permitted')" \
 	$(BIN)/python -m pytest -q tests/test_browser.py
 
-test: check-export nbtest pytest smoke-book browser-test
+test: check-export pytest smoke-book browser-test
 
 clean:
 	rm -rf _runs book/_build book/chapters book/_toc.yml book/scorecard.md book/statistics.md

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--no-strict", action="store_true", help="build without -n -W")
     b.add_argument("--force", action="store_true", help="run chapters even when their sources did not change")
     b.add_argument("--clean", action="store_true", help="run in a fresh clone of HEAD so records name a clean commit")
+    b.add_argument("--jobs", type=int, default=1, help="notebooks at once (smoke only; one BLAS thread each)")
     a = ap.parse_args(argv)
     if a.cmd == "data":
         from medfound.data import data_command
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.action in ("run", "all"):
         if a.clean: stats = runner.run_clean(a.profile, a.chapters, cell_timeout=a.cell_timeout)
         else: stats = runner.run_chapters(a.profile, a.chapters, cell_timeout=a.cell_timeout,
-                                          include_core=not a.no_core, force=a.force)
+                                          include_core=not a.no_core, force=a.force, jobs=a.jobs)
         code = runner.report_failures(stats)
     if a.action in ("build", "all"):
         code = book.build_book(a.profile, strict=not a.no_strict) or code

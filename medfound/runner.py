@@ -4,7 +4,7 @@
 
 # %% ../nbs/core/05_runner.ipynb #687406fa
 from __future__ import annotations
-import contextlib, json, os, re, shutil, subprocess, sys, tempfile, time, traceback
+import contextlib, json, os, re, shutil, subprocess, sys, tempfile, threading, time, traceback
 from pathlib import Path
 
 import yaml
@@ -91,10 +91,13 @@ def _environ(**kw):
 def _hms(s: float) -> str: return f"{int(s // 60)}:{int(s % 60):02d}"
 
 def run_chapters(profile: str, names: list[str] | None = None, out: Path | None = None, cell_timeout: int = 1200,
-                 include_core: bool = True, force: bool = False, log=print) -> dict:
-    "Execute chapters under `profile`; return `{slug: stats}`. Failures are recorded, not raised."
+                 include_core: bool = True, force: bool = False, log=print, jobs: int = 1) -> dict:
+    """Execute chapters under `profile`; return `{slug: stats}`. Failures are recorded, not raised.
+    `jobs` > 1 runs that many notebooks at once, for `smoke` only (cpu and gpu timings must not share the machine)."""
     import papermill as pm
+    from concurrent.futures import ThreadPoolExecutor
     check_profile(profile)
+    if jobs > 1 and profile != "smoke": raise ValueError(f"jobs={jobs}: only the smoke profile runs chapters in parallel")
     root = _root()
     out = Path(out or root / "_runs" / profile); out.mkdir(parents=True, exist_ok=True)
     chapters = select_chapters(names, include_core, root)
@@ -102,46 +105,57 @@ def run_chapters(profile: str, names: list[str] | None = None, out: Path | None 
     todo = [c for c in chapters if force or not is_up_to_date(c, profile, out, prev, root)]
     for c in chapters:
         if c not in todo: log(f"[{profile}] {c['slug']}: up to date (sources unchanged since its last run), skipped")
+    lock = threading.Lock()
+
+    def one(i: int, ch: dict):
+        slug, t0, started = ch["slug"], time.perf_counter(), time.time()
+        left = sum((prev.get(c["slug"]) or {}).get("runner_wall_s") or 0 for c in todo[i - 1:]) / jobs
+        log(f"[{profile}] ({i}/{len(todo)}) {slug} ... elapsed {_hms(time.perf_counter() - t_all)}"
+            + (f", about {_hms(left)} left by the last run's times" if left else ""))
+        err = None
+        sources = source_hashes(slug, root)
+        with open(out / f"{slug}.stderr.txt", "w") as se:
+            try:
+                params = dict(profile=profile) if _has_parameters(ch["notebook"]) else {}
+                src = _without_gpu_cells(ch["notebook"], out / f"{slug}.src.ipynb")
+                pm.execute_notebook(str(src), str(out / f"{slug}.ipynb"), parameters=params,
+                                    execution_timeout=cell_timeout, kernel_name="python3", progress_bar=False,
+                                    stderr_file=se, cwd=str(ch["notebook"].parent))
+            except Exception as e:
+                err = _ANSI.sub("", "\n".join(getattr(e, "traceback", None) or traceback.format_exception_only(type(e), e)))
+        wall = round(time.perf_counter() - t0, 2)
+        rec_path = _record_path(root, profile, slug)
+        fresh = rec_path is not None and rec_path.stat().st_mtime >= started
+        if not ch.get("shared") and err is None and not fresh:
+            err = "the chapter finished without writing its run record (RunRecord.finish was not reached)"
+        st = dict(chapter=slug, part=ch["part"], profile=profile, ok=err is None, runner_wall_s=wall,
+                  error=err, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), sources=sources)
+        if not ch.get("shared"):
+            if err is None: rec = json.loads(rec_path.read_text())
+            else: rec = _failed_record(slug, profile, err, wall)
+            rec["runner"] = {k: st[k] for k in ("ok", "runner_wall_s", "finished")}
+            rec_path = write_json_atomic(records_dir(profile) / f"{slug}.json", validate_record(rec))
+            st.update(record=str(rec_path.relative_to(root)) if rec_path.is_relative_to(root) else str(rec_path),
+                      peak_rss_mib=rec["memory"].get("peak_rss_mib"), peak_gpu_mib=rec["memory"].get("peak_gpu_mib"),
+                      hardware=rec["hardware"], commit=rec["commit"], dirty=rec["dirty"])
+        with lock:
+            stats[slug] = st
+            prev[slug] = st; write_json_atomic(_stats_path(out), prev)   # kept after every chapter: nothing lost on interruption
+        log(f"[{profile}] ({i}/{len(todo)}) {slug}: {'ok' if st['ok'] else 'FAILED'} in {wall:.1f} s")
+
     # the kernels inherit: static figures instead of live viewers, training from scratch (whole-run times);
     # restored afterwards so that nothing leaks into the caller (tests run many things in one process)
     # figures in the book's style (150 dpi, legible legends) through book/matplotlibrc, where present
     rc = {"MATPLOTLIBRC": str(root / "book" / "matplotlibrc")} if (root / "book" / "matplotlibrc").exists() else {}
-    with _profile_lock(profile, log), _environ(MEDFOUND_STATIC="1", MEDFOUND_FRESH="1", **rc):
-        for i, ch in enumerate(todo, 1):
-            slug, t0, started = ch["slug"], time.perf_counter(), time.time()
-            left = sum((prev.get(c["slug"]) or {}).get("runner_wall_s") or 0 for c in todo[i - 1:])
-            log(f"[{profile}] ({i}/{len(todo)}) {slug} ... elapsed {_hms(time.perf_counter() - t_all)}"
-                + (f", about {_hms(left)} left by the last run's times" if left else ""))
-            err = None
-            sources = source_hashes(slug, root)
-            with open(out / f"{slug}.stderr.txt", "w") as se:
-                try:
-                    params = dict(profile=profile) if _has_parameters(ch["notebook"]) else {}
-                    src = _without_gpu_cells(ch["notebook"], out / f"{slug}.src.ipynb")
-                    pm.execute_notebook(str(src), str(out / f"{slug}.ipynb"), parameters=params,
-                                        execution_timeout=cell_timeout, kernel_name="python3", progress_bar=False,
-                                        stderr_file=se, cwd=str(ch["notebook"].parent))
-                except Exception as e:
-                    err = _ANSI.sub("", "\n".join(getattr(e, "traceback", None) or traceback.format_exception_only(type(e), e)))
-            wall = round(time.perf_counter() - t0, 2)
-            rec_path = _record_path(root, profile, slug)
-            fresh = rec_path is not None and rec_path.stat().st_mtime >= started
-            if not ch.get("shared") and err is None and not fresh:
-                err = "the chapter finished without writing its run record (RunRecord.finish was not reached)"
-            st = dict(chapter=slug, part=ch["part"], profile=profile, ok=err is None, runner_wall_s=wall,
-                      error=err, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), sources=sources)
-            if not ch.get("shared"):
-                if err is None: rec = json.loads(rec_path.read_text())
-                else: rec = _failed_record(slug, profile, err, wall)
-                rec["runner"] = {k: st[k] for k in ("ok", "runner_wall_s", "finished")}
-                rec_path = write_json_atomic(records_dir(profile) / f"{slug}.json", validate_record(rec))
-                st.update(record=str(rec_path.relative_to(root)) if rec_path.is_relative_to(root) else str(rec_path),
-                          peak_rss_mib=rec["memory"].get("peak_rss_mib"), peak_gpu_mib=rec["memory"].get("peak_gpu_mib"),
-                          hardware=rec["hardware"], commit=rec["commit"], dirty=rec["dirty"])
-            stats[slug] = st
-            prev[slug] = st; write_json_atomic(_stats_path(out), prev)   # kept after every chapter: nothing lost on interruption
-            log(f"[{profile}] ({i}/{len(todo)}) {slug}: {'ok' if st['ok'] else 'FAILED'} in {wall:.1f} s")
-    return stats
+    # parallel smoke runs: one BLAS/OpenMP thread per kernel, or two kernels oversubscribe the cores and spin
+    threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if jobs > 1 else {}
+    with _profile_lock(profile, log), _environ(MEDFOUND_STATIC="1", MEDFOUND_FRESH="1", **rc, **threads):
+        if jobs <= 1:
+            for i, ch in enumerate(todo, 1): one(i, ch)
+        else:
+            with ThreadPoolExecutor(jobs) as ex:
+                for f in [ex.submit(one, i, ch) for i, ch in enumerate(todo, 1)]: f.result()
+    return {c["slug"]: stats[c["slug"]] for c in todo if c["slug"] in stats}   # in book order
 
 def _failed_record(slug: str, profile: str, err: str, wall: float) -> dict:
     "A record saying the run failed: no claims, no checks, the error; it replaces the chapter's old record."

@@ -104,3 +104,17 @@ def test_runner_leaves_the_environment_as_it_found_it(fake_repo, monkeypatch):
     monkeypatch.delenv("MEDFOUND_STATIC", raising=False); monkeypatch.delenv("MEDFOUND_FRESH", raising=False)
     run_chapters("smoke", ["good"], force=True)
     assert "MEDFOUND_STATIC" not in os.environ and "MEDFOUND_FRESH" not in os.environ
+
+
+def test_parallel_smoke_run_gives_the_same_outcome(fake_repo, capsys):
+    "`--jobs 2` (what CI uses for the smoke book): same failures, same records, stats in book order; cpu refuses it."
+    from medfound.cli import main
+    from medfound.runner import run_chapters
+    code = main(["book", "run", "--profile", "smoke", "--jobs", "2", "--cell-timeout", "120"])
+    assert code == 1
+    assert "2 of 3 chapter(s) failed: bad, norecord" in capsys.readouterr().err
+    stats = json.loads((fake_repo / "_runs/smoke/stats.json").read_text())
+    assert {k: v["ok"] for k, v in stats.items()} == {"bad": False, "good": True, "norecord": False}
+    assert json.loads((fake_repo / "_runs/records/smoke/good.json").read_text())["status"] == "ok"
+    with pytest.raises(ValueError, match="only the smoke profile"):
+        run_chapters("cpu", jobs=2)
