@@ -62,8 +62,9 @@ nbtest-order: export OMP_NUM_THREADS := 1
 nbtest-order: data
 	timeout 1800 $(BIN)/python tests/nb_order.py --order $(or $(ORDER),reversed) --seed $(or $(SEED),0)
 
+# two workers, whole files each (tests of a file share module fixtures and data)
 pytest: data
-	$(BIN)/python -m pytest -q tests --ignore=tests/test_browser.py
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests --ignore=tests/test_browser.py
 
 # Every notebook under the smoke profile, two at a time (one BLAS thread each); exits non-zero if any failed.
 SMOKE_JOBS ?= 2
