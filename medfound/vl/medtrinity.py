@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
-from ..data import DataError, dataset_files, load_nifti
+from ..brains import load_atlas, load_image, resample_like
 
 # %% auto #0
 __all__ = ['REGION_FACTS', 'LOBES', 'SIZES', 'HEMIS', 'CROP_Y', 'Z_RANGE', 'RADIUS', 'QUESTIONS', 'load_brain', 'load_mni152',
@@ -20,35 +20,15 @@ __all__ = ['REGION_FACTS', 'LOBES', 'SIZES', 'HEMIS', 'CROP_Y', 'Z_RANGE', 'RADI
            'to_uint8', 'build_triplets', 'answer_index', 'zero_shot_vqa', 'probe_vqa', 'multi_positive_clip_loss']
 
 # %% ../../nbs/vl/medtrinity.ipynb #0dee9b1b
-_BRAIN = "usr/share/mricron/templates/"
-
 def load_brain() -> tuple[np.ndarray, np.ndarray, dict]:
-    "T1 volume (x, y, z) float32, AAL label volume (x, y, z) int16, {label id: AAL name}."
-    f = dataset_files("medtrinity_brain")
-    t1, _ = load_nifti(f[_BRAIN + "ch2bet.nii.gz"])
-    aal, _ = load_nifti(f[_BRAIN + "aal.nii.gz"])
-    names = {}
-    for line in f[_BRAIN + "aal.nii.txt"].read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 2: names[int(parts[0])] = parts[1]
-    return t1, aal.astype(np.int16), names
-
-_MNI = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+    "Colin's T1 (x, y, z) float32, AAL label volume (x, y, z) int16, {label id: AAL name} (writable copies)."
+    t1, aal = load_image("colin"), load_atlas("aal")
+    return t1.data.copy(), aal.data.astype(np.int16), dict(aal.names)
 
 def load_mni152(like: np.ndarray) -> np.ndarray:
-    """MNI152 (ICBM 2009a) brain-extracted T1 on the grid of Colin's `ch2bet` (x, y, z) float32, scaled so that
-    the 90th percentile of its brain equals that of `like` (Colin's T1)."""
-    import nibabel as nib                      # headers only: the voxels go through load_nifti (CRC checked)
-    f, g = dataset_files("medtrinity_mni152"), dataset_files("medtrinity_brain")
-    a_mni, a_ch2 = nib.load(f[_MNI]).affine, nib.load(g[_BRAIN + "ch2bet.nii.gz"]).affine
-    if not (np.allclose(a_mni[:3, :3], np.eye(3)) and np.allclose(a_ch2[:3, :3], np.eye(3))):
-        raise DataError(f"{f[_MNI]}: expected 1 mm RAS grids without rotation for MNI152 and ch2")
-    off = a_ch2[:3, 3] - a_mni[:3, 3]          # ch2's voxel (0, 0, 0) in MNI152 voxels
-    if not np.allclose(off, off.round()): raise DataError(f"{f[_MNI]}: grids differ by a fraction of a voxel: {off}")
-    o = off.round().astype(int)
-    vol, _ = load_nifti(f[_MNI])
-    out = np.asarray(vol, np.float32)[o[0]:o[0] + like.shape[0], o[1]:o[1] + like.shape[1], o[2]:o[2] + like.shape[2]]
-    if out.shape != like.shape or (o < 0).any(): raise DataError(f"{f[_MNI]}: does not cover the ch2 grid (offset {o})")
+    """MNI152 (ICBM 2009a) brain-extracted T1 on the grid of Colin's T1 (x, y, z) float32, scaled so that the
+    90th percentile of its brain equals that of `like` (Colin's T1)."""
+    out = resample_like(load_image("mni152"), load_image("colin"), order=1).data.astype(np.float32)
     return out * np.float32(np.percentile(like[like > 0], 90) / np.percentile(out[out > 0], 90))
 
 # %% ../../nbs/vl/medtrinity.ipynb #bca2c357
