@@ -16,7 +16,7 @@ from scipy import stats
 __all__ = ['CLASS_GROUPS', 'ARMS', 'group_labels', 'brain_slices', 'load_brain_slices', 'make_unet', 'mean_dice', 'predict',
            'view_thetas', 'invert_affine', 'warp', 'make_views', 'view_labels', 'views_back', 'pseudo_labels',
            'consistency_loss', 'pixel_costs', 'meta_weights', 'meta_weights_fast', 'normalise_weights', 'train_initial',
-           'ema_update', 'train_bootstrap', 'weight_auc']
+           'ema_update', 'train_bootstrap', 'weight_auc', 'clean_slices']
 
 # %% ../../nbs/seg/mlbseg.ipynb #d4a328db
 CLASS_GROUPS = {
@@ -236,7 +236,8 @@ def train_bootstrap(arm: str, init_model, x_unl, y_initial, x_clean, y_clean, *,
                     meta_lr: float = 0.1, ema: float = 0.99, seed: int = 0, y_true=None, progress=None) -> dict:
     """Fine-tune a copy of `init_model` on the unlabelled slices with their initial labels as arm `arm` of the ladder
     (see ARMS). y_true (optional, never used for training) lets the run log the weights beside the initial labels'
-    correctness. Returns dict(model, losses, weight_log: list of (w (N,2,H,W), initial correct (N,H,W), in brain (N,H,W)))."""
+    correctness. Returns dict(model, losses, weight_log: one dict per iteration of a meta arm with the normalised weights
+    w (N,2,H,W), whether each initial label is correct and inside the brain (N,H,W), and the iteration's inputs)."""
     if arm not in ARMS: raise ValueError(f"unknown arm {arm!r}; choose from {list(ARMS)}")
     if len(x_unl) != len(y_initial) or len(x_clean) != len(y_clean): raise ValueError("images and labels differ in number")
     cfg = ARMS[arm]
@@ -274,7 +275,9 @@ def train_bootstrap(arm: str, init_model, x_unl, y_initial, x_clean, y_clean, *,
         if cfg["meta"]:
             raw = meta_weights_fast(model, x, yi, pseudo, xc, yc, meta_lr, aux=aux_fn)
             w = normalise_weights(raw)
-            if yt is not None: log.append((w.detach(), (yi == yt), x[:, 0] > 0))
+            if yt is not None:
+                log.append(dict(w=w.detach(), correct=(yi == yt), brain=x[:, 0] > 0, x=x.detach(), initial=yi,
+                                pseudo=pseudo, x_clean=xc, y_clean=yc))
         else:
             w = torch.full_like(cost, 1.0 / cost.numel())
         loss = (w * cost).sum() + aux
@@ -296,3 +299,17 @@ def weight_auc(weights: torch.Tensor, correct: torch.Tensor) -> float:
     if c.all() or not c.any(): return float("nan")
     u = stats.mannwhitneyu(w[c], w[~c], alternative="two-sided").statistic
     return float(u / (c.sum() * (~c).sum()))
+
+# %% ../../nbs/seg/mlbseg.ipynb #7740caa8
+def clean_slices(brain: np.ndarray, z: np.ndarray, pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` indices from `pool`, split evenly over the brains (names per slice in `brain`); within a brain, one random
+    slice from each of equal-length runs of its pool slices sorted by `z`."""
+    names = list(dict.fromkeys(brain[pool]))
+    if n < len(names): raise ValueError(f"{n} clean slices for {len(names)} brains: need at least one per brain")
+    out = []
+    for k, b in enumerate(names):
+        idx = pool[brain[pool] == b]; idx = idx[np.argsort(z[idx], kind="stable")]
+        m = n // len(names) + (k < n % len(names))
+        if m > len(idx): raise ValueError(f"{m} clean slices asked from {len(idx)} slices of {b}")
+        out += [int(rng.choice(run)) for run in np.array_split(idx, m)]
+    return np.sort(np.array(out))
