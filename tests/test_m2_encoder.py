@@ -93,7 +93,7 @@ def _ring_worker(rank, world, init_file, out_dir, b, d):
     import json
     from pathlib import Path
     import torch.distributed as dist
-    M._init(rank, world, init_file)
+    M.init_gloo(rank, world, init_file)
     g = torch.Generator().manual_seed(100 + rank)
     x, grad = torch.randn(b, d, generator=g), torch.randn(world * b, d, generator=g)
     every_x = [torch.empty_like(x) for _ in range(world)]; dist.all_gather(every_x, x)
@@ -103,10 +103,10 @@ def _ring_worker(rank, world, init_file, out_dir, b, d):
         ranks, pos = M.group_of(rank, world, k)
         gk = grad[: k * b]
         new_fwd, new_bwd = M.ring_all_gather(x, ranks, pos), M.ring_reduce_scatter(gk, ranks, pos)
-        batched = M._ring_step
-        M._ring_step = _plain_ring_step
+        batched = M.ring_step
+        M.ring_step = _plain_ring_step
         try: old_fwd, old_bwd = M.ring_all_gather(x, ranks, pos), M.ring_reduce_scatter(gk, ranks, pos)
-        finally: M._ring_step = batched
+        finally: M.ring_step = batched
         ref_fwd = torch.cat([every_x[r] for r in ranks])
         ref_bwd = sum(every_g[r][: k * b].reshape(k, b, d)[pos] for r in ranks)
         res[k] = dict(same_as_plain=bool(torch.equal(new_fwd, old_fwd) and torch.equal(new_bwd, old_bwd)),

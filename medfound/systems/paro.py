@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from ..vl.m2_encoder import _ring_step, _init, launch, _status_mib, _reset_peak
+from ..dist import init_gloo, launch, reset_peak, ring_step, status_mib
 
 # %% auto #0
 __all__ = ['LEVELS', 'ALIASES', 'Strategy', 'all_strategies', 'Topology', 'Links', 'ring_reduce_scatter', 'ring_all_gather',
@@ -102,7 +102,7 @@ class Links:
         cls, nbytes = self.topo.link_class(self.topo.rank, nxt), send.numel() * send.element_size()
         self.sent[cls] += nbytes
         if cls == "inter" and (self.alpha or self.per_byte): time.sleep(self.alpha + nbytes * self.per_byte)
-        return _ring_step(send, nxt, prv)
+        return ring_step(send, nxt, prv)
     def reset(self) -> dict:
         out = dict(self.sent); self.sent = {"intra": 0, "inter": 0}; return out
 
@@ -322,7 +322,7 @@ def reference_run(world: int, steps: int, accum: int, grad_grid: int | None = No
 def exactness_worker(rank: int, world: int, init_file: str, out_dir: str, m: int, strategies: list, kinds: list,
                      steps: int, accum: int, grids: list, seed: int = 0):
     "One process of the exactness check: trains the toy MLP with every strategy and collective; rank 0 compares."
-    _init(rank, world, init_file)
+    init_gloo(rank, world, init_file)
     refs = {str(gr): reference_run(world, steps, accum, gr, seed=seed) for gr in grids} if rank == 0 else {}
     out = []
     for gr in grids:
@@ -433,7 +433,7 @@ def memory_worker(rank: int, world: int, init_file: str, out_dir: str, m: int, s
     """One process of the memory / traffic benchmark: for each strategy, a bf16 MLP trained with fp32 master states;
     resident memory above the baseline measured after the last backward of a step (every model state allocated,
     no activations), peak memory over the step, and bytes sent per link class per step, for each collective."""
-    _init(rank, world, init_file)
+    init_gloo(rank, world, init_file)
     from torch.distributed.optim import ZeroRedundancyOptimizer      # imported before any baseline is read
     w = torch.zeros(2, requires_grad=True); w.sum().backward(); torch.optim.AdamW([w]).step()   # torch's lazy imports
     d0, d1 = widths
@@ -442,7 +442,7 @@ def memory_worker(rank: int, world: int, init_file: str, out_dir: str, m: int, s
         torch.manual_seed(0)
         return torch.nn.Sequential(torch.nn.Linear(d0, d1), torch.nn.Tanh(), torch.nn.Linear(d1, d0)).to(dtype)
     for kind, s, keep in [(kinds[0], strategies[0], False)] + [(k, s, True) for k in kinds for s in strategies]:
-        dist.barrier(); base = _reset_peak()       # the first run warms up allocator and gloo
+        dist.barrier(); base = reset_peak()       # the first run warms up allocator and gloo
         model = mlp(torch.bfloat16)
         opt = PaROOptimizer(model, s, m, lr=1e-3, collective=kind)
         X = torch.randn(4, d0, generator=torch.Generator().manual_seed(rank)).to(torch.bfloat16)
@@ -452,13 +452,13 @@ def memory_worker(rank: int, world: int, init_file: str, out_dir: str, m: int, s
             for mi in range(accum):
                 model(X).float().pow(2).mean().backward(); opt.accumulate()
             if step == steps - 1:
-                resident = _status_mib("VmRSS") - base; held = opt.state_bytes()
+                resident = status_mib("VmRSS") - base; held = opt.state_bytes()
             opt.step(); sent.append(opt.links.reset())
         if keep: out[f"{kind}/{Strategy.parse(s).name}"] = dict(resident_mib=resident, held=held, sent=sent[-1],
-                                                                 peak_mib=_status_mib("VmHWM") - base, n=opt.n, numel=opt.numel)
+                                                                 peak_mib=status_mib("VmHWM") - base, n=opt.n, numel=opt.numel)
         opt._hook.remove(); del model, opt
     if zero_peer:                                # PyTorch's ZeroRedundancyOptimizer (ZeRO-1 by whole tensors), fp32
-        dist.barrier(); base = _reset_peak()
+        dist.barrier(); base = reset_peak()
         model = mlp(torch.float32)
         zro = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=torch.optim.AdamW, lr=1e-3)
         links = Links(Topology(rank, world, m)); comm = Collectives(links, "ho")
@@ -480,12 +480,12 @@ def memory_worker(rank: int, world: int, init_file: str, out_dir: str, m: int, s
                 off = 0
                 for p in params: p.grad.copy_(red[off:off + p.numel()].view_as(p)); off += p.numel()
                 del flat, red
-                if step == steps - 1: resident = _status_mib("VmRSS") - base
+                if step == steps - 1: resident = status_mib("VmRSS") - base
                 zro.step(); zro.zero_grad(set_to_none=False); sent = links.reset()
         finally:
             dist.broadcast = orig
         owned = sum(p.numel() for p, r in zro._param_to_rank.items() if r == rank)   # ZeRO-1 by whole tensors
-        out["zero_redundancy_optimizer"] = dict(resident_mib=resident, peak_mib=_status_mib("VmHWM") - base, sent=sent,
+        out["zero_redundancy_optimizer"] = dict(resident_mib=resident, peak_mib=status_mib("VmHWM") - base, sent=sent,
                                                 broadcast_payload=bcast["bytes"], owned=owned,
                                                 numel=sum(p.numel() for p in model.parameters()))
         del model, zro
@@ -509,7 +509,7 @@ def timing_worker(rank: int, world: int, init_file: str, out_dir: str, m: int, n
     bandwidth (MB/s; 0 = no delay), every inter-group send first sleeps B / bandwidth, and `reps` repetitions time
     the flat ring, HO-Ring and the flat ring again (placebo), in rotated order, each the median of `iters`
     all-reduces between barriers (rank 0's clock)."""
-    _init(rank, world, init_file)
+    init_gloo(rank, world, init_file)
     topo = Topology(rank, world, m); links = Links(topo)
     nxt, prv = (rank + 1) % world, (rank - 1) % world
     sizes = [numel // world, numel // m]
@@ -520,7 +520,7 @@ def timing_worker(rank: int, world: int, init_file: str, out_dir: str, m: int, n
         y, ts = torch.randn(n), []
         for it in range(probe_reps + 1):
             dist.barrier(); t0 = time.perf_counter()
-            for _ in range(4): _ring_step(y, nxt, prv)
+            for _ in range(4): ring_step(y, nxt, prv)
             ts.append((time.perf_counter() - t0) / 4)
         tau.append(float(np.median(ts[1:])))
     tau_t = torch.tensor(tau, dtype=torch.float64); dist.all_reduce(tau_t, op=dist.ReduceOp.MAX)   # slowest rank

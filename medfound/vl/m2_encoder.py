@@ -11,29 +11,22 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from ..dist import init_gloo, launch, reset_peak, ring_step, status_mib
 from .common import clip_loss
 
 # %% auto #0
 __all__ = ['ring_all_gather', 'ring_reduce_scatter', 'GroupGather', 'group_of', 'grouped_clip_loss', 'simulated_grouped_loss',
-           'check_worker', 'launch', 'CollectiveGather', 'grouped_subgroup', 'grouped_clip_loss_collective', 'main',
+           'check_worker', 'CollectiveGather', 'grouped_subgroup', 'grouped_clip_loss_collective', 'main',
            'collective_check_worker', 'bench_worker', 'e2e_worker']
 
 # %% ../../nbs/vl/m2_encoder.ipynb #01863ab8
-def _ring_step(send: torch.Tensor, nxt: int, prv: int) -> torch.Tensor:
-    """Send `send` to rank `nxt` while receiving a tensor of the same shape from rank `prv`, as one batch of
-    point-to-point ops (`batch_isend_irecv`: NCCL pairs them; separate isend/irecv calls can deadlock there)."""
-    buf = torch.empty_like(send)
-    ops = [dist.P2POp(dist.isend, send.contiguous(), nxt), dist.P2POp(dist.irecv, buf, prv)]
-    for r in dist.batch_isend_irecv(ops): r.wait()
-    return buf
-
 def ring_all_gather(x: torch.Tensor, ranks: list, pos: int, counter: dict | None = None) -> torch.Tensor:
     "Rows of every rank of `ranks` stacked in group order: (k*b, d); counts elements sent in counter['fwd']."
     k = len(ranks)
     out = x.new_empty((k, *x.shape)); out[pos] = x
     nxt, prv = ranks[(pos + 1) % k], ranks[(pos - 1) % k]
     for s in range(k - 1):
-        out[(pos - s - 1) % k] = _ring_step(out[(pos - s) % k], nxt, prv)
+        out[(pos - s - 1) % k] = ring_step(out[(pos - s) % k], nxt, prv)
         if counter is not None: counter["fwd"] = counter.get("fwd", 0) + x.numel()
     return out.reshape(k * x.shape[0], *x.shape[1:])
 
@@ -45,7 +38,7 @@ def ring_reduce_scatter(g: torch.Tensor, ranks: list, pos: int, counter: dict | 
     nxt, prv = ranks[(pos + 1) % k], ranks[(pos - 1) % k]
     for s in range(k - 1):
         c = (pos - s - 2) % k
-        acc[c] = g[c] + _ring_step(acc[(pos - s - 1) % k], nxt, prv)
+        acc[c] = g[c] + ring_step(acc[(pos - s - 1) % k], nxt, prv)
         if counter is not None: counter["bwd"] = counter.get("bwd", 0) + acc[0].numel()
     return acc[pos]
 
@@ -92,13 +85,6 @@ def simulated_grouped_loss(img: torch.Tensor, txt: torch.Tensor, scale, world: i
                   + F.cross_entropy(logits.transpose(1, 2).flatten(0, 1), labels.flatten()))
 
 # %% ../../nbs/vl/m2_encoder.ipynb #88038d3a
-def _init(rank: int, world: int, init_file: str):
-    torch.set_num_threads(1)
-    try:   # glibc: serve every block >= 64 KiB by mmap and unmap it when freed, so RSS follows live tensors
-        import ctypes; libc = ctypes.CDLL("libc.so.6"); libc.mallopt(-3, 1 << 16); libc.mallopt(-1, 1 << 16)
-    except OSError: pass
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-
 def _toy_problem(world: int, b: int, d: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     X, T = torch.randn(world * b, 2 * d, generator=g), torch.randn(world * b, 2 * d, generator=g)
@@ -109,7 +95,7 @@ def _features(X, T, Wi, Wt): return F.normalize(X @ Wi.T, dim=-1), F.normalize(T
 
 def check_worker(rank: int, world: int, init_file: str, out_dir: str, b: int, d: int, scale: float = 10.0):
     "One process of the distributed check; writes `out_dir/rank<r>.json`."
-    _init(rank, world, init_file)
+    init_gloo(rank, world, init_file)
     X, T, Wi0, Wt0 = _toy_problem(world, b, d)
     res = {}
     for k in [k for k in range(1, world + 1) if world % k == 0]:
@@ -134,14 +120,7 @@ def check_worker(rank: int, world: int, init_file: str, out_dir: str, b: int, d:
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(res))
     dist.barrier(); dist.destroy_process_group()
 
-def launch(fn, world: int, *args) -> list:
-    """Run `fn(rank, world, init_file, out_dir, *args)` in `world` processes; return each rank's JSON.
-    Processes are forked (they inherit the imported torch: a third of a second instead of ~15 s of imports on
-    a busy 2-core machine); set `MEDFOUND_MP_START=spawn` where fork is unsafe."""
-    import torch.multiprocessing as mp
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.start_processes(fn, args=(world, f"{tmp}/rdzv", tmp, *args), nprocs=world, join=True, start_method=os.environ.get("MEDFOUND_MP_START", "fork"))
-        return [json.loads(Path(tmp, f"rank{r}.json").read_text()) for r in range(world)]
+
 
 # %% ../../nbs/vl/m2_encoder.ipynb #prod0002
 class CollectiveGather(torch.autograd.Function):
@@ -272,7 +251,7 @@ def main(argv=None) -> dict | None:
 # %% ../../nbs/vl/m2_encoder.ipynb #prod0005
 def collective_check_worker(rank: int, world: int, init_file: str, out_dir: str):
     "`_collective_check` in one process of `launch`; rank 0 writes its result."
-    _init(rank, world, init_file)
+    init_gloo(rank, world, init_file)
     res = _collective_check()
     if rank == 0: Path(out_dir, "rank0.json").write_text(json.dumps(res))
     for r in range(1, world):
@@ -280,19 +259,9 @@ def collective_check_worker(rank: int, world: int, init_file: str, out_dir: str)
     dist.barrier(); dist.destroy_process_group()
 
 # %% ../../nbs/vl/m2_encoder.ipynb #ef54394b
-def _status_mib(key: str) -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith(key): return int(line.split()[1]) / 1024
-    raise KeyError(key)
-
-def _reset_peak() -> float:
-    "Reset the kernel's peak-RSS mark of this process to its current RSS (Linux >= 4.0); return the RSS in MiB."
-    with open("/proc/self/clear_refs", "w") as f: f.write("5")
-    return _status_mib("VmRSS")
-
 def bench_worker(rank: int, world: int, init_file: str, out_dir: str, Bs: list, ks: list, d: int, reps: int):
     "One process of the benchmark: loss-step time, gather time and peak memory for each global batch and k."
-    _init(rank, world, init_file)
+    init_gloo(rank, world, init_file)
     lin_i, lin_t = torch.nn.Linear(d, d), torch.nn.Linear(d, d)
     out = {}
     for B in Bs:
@@ -303,7 +272,7 @@ def bench_worker(rank: int, world: int, init_file: str, out_dir: str, Bs: list, 
             ranks, pos = group_of(rank, world, k)
             steps, comm = [], []
             for it in range(reps + 1):
-                if it == 1: base = _reset_peak()           # measure after one warm-up step
+                if it == 1: base = reset_peak()           # measure after one warm-up step
                 dist.barrier(); t0 = time.perf_counter()
                 fi, ft = F.normalize(lin_i(X), dim=-1), F.normalize(lin_t(T), dim=-1)
                 grouped_clip_loss(fi, ft, 10.0, k).backward()
@@ -314,7 +283,7 @@ def bench_worker(rank: int, world: int, init_file: str, out_dir: str, Bs: list, 
                 if it: steps.append(t1 - t0); comm.append(t2 - t1)
                 del fi, ft
             out[f"{B}/{k}"] = dict(step_s=float(np.median(steps)), comm_s=float(np.median(comm)),
-                                   peak_extra_mib=_status_mib("VmHWM") - base, logits_mib=2 * b * k * b * 4 / 2**20)
+                                   peak_extra_mib=status_mib("VmHWM") - base, logits_mib=2 * b * k * b * 4 / 2**20)
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(out))
     dist.barrier(); dist.destroy_process_group()
 
@@ -323,14 +292,14 @@ def e2e_worker(rank: int, world: int, init_file: str, out_dir: str, ks: list, b:
                ring_sizes: list, ring_reps: int, width: int = 32, txt_layers: int = 1, vocab: int = 500, L: int = 16,
                d: int = 128):
     "One process of the end-to-end benchmark: ring latency/bandwidth, matmul throughput, training-step time per k."
-    _init(rank, world, init_file)
+    init_gloo(rank, world, init_file)
     from medfound.vl.common import DualEncoder
     nxt, prv = (rank + 1) % world, (rank - 1) % world
     ring = {}
     for n in ring_sizes:                               # one ring step of n float32 numbers, all ranks at once
         x, ts = torch.randn(n), []
         for it in range(ring_reps + 1):
-            dist.barrier(); t0 = time.perf_counter(); _ring_step(x, nxt, prv); t = time.perf_counter() - t0
+            dist.barrier(); t0 = time.perf_counter(); ring_step(x, nxt, prv); t = time.perf_counter() - t0
             if it: ts.append(t)
         ring[str(n)] = float(np.median(ts))
     A, B = torch.randn(b, d), torch.randn(d, world * b)
