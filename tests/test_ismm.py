@@ -85,12 +85,12 @@ def test_template_losses_and_interaction():
     assert z.grad is not None and all(torch.isfinite(v) for v in L.values())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())    # second-order terms reach the weights
     A = np.eye(4)
-    balls = [shape_samples(_ball((24, 24, 24), np.array([12.0, 12, 12]), r, A), A, n_surface=400, n_volume=400, seed=k)
-             for k, r in enumerate((6.0, 9.0))]
-    model, terms = train_template(balls, latent=4, hidden=24, layers=2, steps=40, batch=2, points=64, lr=1e-3, progress=False)
+    balls = [shape_samples(_ball((20, 20, 20), np.array([10.0, 10, 10]), r, A), A, n_surface=200, n_volume=200, seed=k)
+             for k, r in enumerate((5.0, 8.0))]
+    model, terms = train_template(balls, latent=4, hidden=16, layers=2, steps=25, batch=2, points=48, lr=1e-3, progress=False)
     assert terms[-1]["total"] < terms[0]["total"]
     w_before = [p.detach().clone() for p in model.net.parameters()]
-    zf, hist = fit_codes(model.net, balls[:1], steps=10, points=64)
+    zf, hist = fit_codes(model.net, balls[:1], steps=5, points=48)
     assert zf.shape == (1, 4) and all(torch.equal(a, b) for a, b in zip(w_before, model.net.parameters()))   # networks frozen
     assert all(p.requires_grad for p in model.net.parameters())                                             # and released
     v, f = decode_mesh(model.net, zf[0], res=16)
