@@ -428,8 +428,44 @@ def traffic_model(strategy, n: int, m: int, world: int, rank: int = 0, b_p: int 
     return out
 
 # %% ../../nbs/systems/paro.ipynb #104ff948
+def _fsdp_peer(rank: int, world: int, mlp, d0: int, steps: int, accum: int) -> dict:
+    """FSDP2 on the same MLP in fp32 with AdamW, gradients reduce-scattered every micro-batch and parameters kept
+    gathered from forward to backward (`reshard_after_forward=False`, as our ZeRO-3). Resident memory after the last
+    backward of step >= 2 (AdamW's states exist from the first step), peak, and the payloads FSDP hands to
+    `all_gather_single` / `reduce_scatter_single` per step, counted by wrapping them."""
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.device_mesh import init_device_mesh
+    mesh = init_device_mesh("cpu", (world,))
+    pay = {"all_gather": 0, "reduce_scatter": 0}
+    ag0, rs0 = dist.all_gather_single, dist.reduce_scatter_single
+    def ag(output_tensor, input_tensor, *a, **k):
+        pay["all_gather"] += input_tensor.numel() * input_tensor.element_size(); return ag0(output_tensor, input_tensor, *a, **k)
+    def rs(output=None, input=None, *a, **k):
+        pay["reduce_scatter"] += input.numel() * input.element_size(); return rs0(output=output, input=input, *a, **k)
+    dist.barrier(); base = reset_peak()
+    model = mlp(torch.float32)
+    for layer in (model[0], model[2]): fully_shard(layer, mesh=mesh, reshard_after_forward=False)
+    fully_shard(model, mesh=mesh, reshard_after_forward=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    X = torch.randn(4, d0, generator=torch.Generator().manual_seed(rank))
+    dist.all_gather_single, dist.reduce_scatter_single = ag, rs
+    try:
+        for step in range(max(steps, 2)):
+            for k in pay: pay[k] = 0
+            for mi in range(accum): model(X).pow(2).mean().backward()
+            if step == max(steps, 2) - 1: resident = status_mib("VmRSS") - base
+            opt.step(); opt.zero_grad()
+    finally:
+        dist.all_gather_single, dist.reduce_scatter_single = ag0, rs0
+    local = sum(p.to_local().numel() for p in model.parameters())
+    padded = sum(-(-p.shape[0] // world) * world * (p.numel() // p.shape[0]) for p in model.parameters())
+    out = dict(resident_mib=resident, peak_mib=status_mib("VmHWM") - base, payload=dict(pay), local=local,
+               numel=sum(p.numel() for p in model.parameters()), padded=padded)
+    del model, opt
+    return out
+
 def memory_worker(rank: int, world: int, init_file: str, out_dir: str, m: int, strategies: list, widths: tuple,
-                  steps: int, accum: int, kinds: list, zero_peer: bool = True):
+                  steps: int, accum: int, kinds: list, zero_peer: bool = True, fsdp_peer: bool = True):
     """One process of the memory / traffic benchmark: for each strategy, a bf16 MLP trained with fp32 master states;
     resident memory above the baseline measured after the last backward of a step (every model state allocated,
     no activations), peak memory over the step, and bytes sent per link class per step, for each collective."""
@@ -489,6 +525,8 @@ def memory_worker(rank: int, world: int, init_file: str, out_dir: str, m: int, s
                                                 broadcast_payload=bcast["bytes"], owned=owned,
                                                 numel=sum(p.numel() for p in model.parameters()))
         del model, zro
+    if fsdp_peer:                                # PyTorch's FSDP2 (`fully_shard`, ZeRO-3 by dim-0 shards of each tensor), fp32
+        out["fsdp"] = _fsdp_peer(rank, world, mlp, d0, steps, accum)
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(out))
     dist.barrier(); dist.destroy_process_group()
 
