@@ -113,8 +113,10 @@ def test_every_arm_runs_and_teacher_moves():
         assert len(out["losses"]) == 2 and all(np.isfinite(out["losses"]))
         assert bool(out["weight_log"]) == ARMS[arm]["meta"]
         if ARMS[arm]["meta"]:
-            w, ok, brain = out["weight_log"][0]
+            e = out["weight_log"][0]
+            w, ok, brain = e["w"], e["correct"], e["brain"]
             assert abs(float(w.sum()) - 1.0) < 1e-5 and float(w.min()) >= 0 and ok.shape == brain.shape == w[:, 0].shape
+            assert e["x"].shape[0] == w.shape[0] and e["x_clean"].shape[0] == 2
     with pytest.raises(ValueError, match="unknown arm"):
         train_bootstrap("xx", init, x, y, x, y, steps=1, batch=1, lr=1e-3)
     t, s = make_unet(2, (4, 8)), make_unet(2, (4, 8))
