@@ -68,8 +68,8 @@ def test_loss_is_zero_for_a_perfect_painter_and_counts_hidden_patches_only():
     torch.manual_seed(2)
     net = MVG(size=8, patch=4, dim=16, depth=2, heads=2)
     pi, pl, qi, ql = (torch.rand(4, 1, 8, 8) for _ in range(4))
-    with torch.no_grad():                              # a painter whose head outputs exactly the target: zero weights + bias
-        net.head.weight.zero_(); net.head.bias.fill_(0.5)
+    with torch.no_grad():                              # a painter whose last layer outputs a constant: zero weights + bias
+        net.decoder_pred[-1].weight.zero_(); net.decoder_pred[-1].bias.fill_(0.5)
     const = torch.full_like(ql, 0.5)
     seg = torch.zeros(4)
     # AR loss only reads the query half: a wrong prompt label does not change it

@@ -118,7 +118,7 @@ def episodes(task: str, sl: dict, prompt_ids, query_ids, n: int, seed: int) -> l
 class MVG(nn.Module):
     "In-context painter: image and label streams over the (prompt; query) canvas, merged after `merge_after`."
     def __init__(self, size: int = 16, patch: int = 4, dim: int = 32, depth: int = 2, heads: int = 4,
-                 merge_after: int = 0, mlp_ratio: float = 2.0):
+                 merge_after: int = 0, mlp_ratio: float = 2.0, dec_dim: int = 16):
         super().__init__()
         if not 0 <= merge_after < depth - 1: raise ValueError(f"merge_after must be in [0, depth - 1), got {merge_after} for depth {depth}")
         self.size, self.patch, self.merge_after = size, patch, merge_after
@@ -130,7 +130,9 @@ class MVG(nn.Module):
         self.pos = nn.Parameter(0.02 * torch.randn(1, 2 * self.n, dim))
         self.blocks = nn.ModuleList(ViTBlock(dim, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim * (depth - merge_after - 1), patch * patch)
+        self.dec_dim = dec_dim                                       # pixel decoder: features per pixel
+        self.decoder_embed = nn.Linear(dim * (depth - merge_after - 1), patch * patch * dec_dim)
+        self.decoder_pred = nn.Sequential(nn.Linear(dec_dim, dec_dim), nn.LayerNorm(dec_dim), nn.GELU(), nn.Linear(dec_dim, 1))
         self.register_buffer("ar_mask", self._ar_mask(self.n), persistent=False)
 
     @staticmethod
@@ -159,7 +161,8 @@ class MVG(nn.Module):
             if i < self.merge_after: x, y = blk(x), blk(y, att)
             elif i == self.merge_after: z = 0.5 * (blk(x) + blk(y, att))
             else: z = blk(z, att); feats.append(self.norm(z))
-        return self.head(torch.cat(feats, -1))
+        pix = self.decoder_embed(torch.cat(feats, -1))                       # (B, 2n, p*p*c)
+        return self.decoder_pred(pix.unflatten(-1, (-1, self.dec_dim))).squeeze(-1)   # (B, 2n, p*p)
 
     def to_image(self, tokens: torch.Tensor) -> torch.Tensor:
         "(B, k*n, p*p) tokens -> (B, 1, k*size, size) image (k = 1 query, 2 whole canvas)."
