@@ -59,7 +59,7 @@ def brain_slices(image: np.ndarray, labels: np.ndarray, size: int = 32, step: in
         ix = [slice(None)] * 3; ix[axis] = z
         im, lb = np.pad(image[tuple(ix)], side), np.pad(labels[tuple(ix)], side)
         win = (slice(cr - side // 2, cr - side // 2 + side), slice(cc - side // 2, cc - side // 2 + side))
-        im, lb = im[win], lb[win]
+        im, lb = np.rot90(im[win]), np.rot90(lb[win])                   # rows: anterior at the top
         if (lb > 0).mean() < min_fg or not (lb > 0).any() and min_fg > 0: continue
         ti = F.interpolate(torch.from_numpy(np.ascontiguousarray(im))[None, None], size=(size, size), mode="area")[0, 0]
         tl = F.interpolate(torch.from_numpy(lb.astype(np.float32))[None, None], size=(size, size), mode="nearest")[0, 0]
