@@ -10,14 +10,7 @@ from medfound.airways.aiib23 import (AIIB_KEYS, check_binary, aiib_reference, ai
                                      distal_wlr, airway_biomarkers, simulate_survival, cox_univariable)
 
 
-def _tube(shape, p0, p1, r):
-    g = np.indices(shape).reshape(3, -1).T.astype(float); p0, p1 = np.array(p0, float), np.array(p1, float)
-    v = p1 - p0; t = np.clip((g - p0) @ v / (v @ v), 0, 1)
-    return (np.linalg.norm(g - (p0 + t[:, None] * v), axis=1) <= r).reshape(shape)
-
-
-SH = (40, 40, 20)
-Y = _tube(SH, (2, 20, 10), (18, 20, 10), 2) | _tube(SH, (18, 20, 10), (36, 6, 10), 2) | _tube(SH, (18, 20, 10), (36, 34, 10), 2)
+from shapes import TREE as Y, TREE_SHAPE as SH, tube as _tube
 
 
 def test_metrics_perfect_leak_and_cut():

@@ -7,10 +7,7 @@ from medfound.airways.break_geodesic import (BreakLoss, BreakNet, branch_detecti
                                              parenchyma_seeds, skeleton_segments, tree_scores)
 
 
-def tube(shape, p0, p1, r):
-    g = np.indices(shape).reshape(3, -1).T.astype(float); p0, p1 = np.array(p0, float), np.array(p1, float)
-    v = p1 - p0; t = np.clip((g - p0) @ v / (v @ v), 0, 1)
-    return (np.linalg.norm(g - (p0 + t[:, None] * v), axis=1) <= r).reshape(shape)
+from shapes import tube
 
 
 SH = (44, 32, 14)
