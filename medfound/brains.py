@@ -127,7 +127,7 @@ def show_brains(names=("colin", "mni152", "mni152_gm", "inia19"), overlay: dict 
         sp = "x".join(f"{s:g}" for s in v.spacing)
         ax.set_title(f"{n} ({sp} mm)" + (f"\n+ {overlay[n]}" if n in overlay else ""), fontsize=9)
         ax.axis("off")
-    fig.suptitle("Offline brains: mid-axial slices (radiological left on the right)", fontsize=10)
+    fig.suptitle("Offline brains: mid-axial slices (neurological view: the subject's right on the right)", fontsize=10)
     fig.tight_layout()
     if fname: fig.savefig(fname, bbox_inches="tight")
     return fig
